@@ -66,6 +66,8 @@ class Source(abc.ABC):
     """A stream of frames from a simulator; a context manager that cleans up on exit."""
 
     weather_presets: tuple[str, ...] = ()
+    # Named camera positions on the ego car, in the order TAB cycles through them.
+    camera_mounts: tuple[str, ...] = ()
 
     @abc.abstractmethod
     def tick(self) -> Frame:
@@ -82,6 +84,29 @@ class Source(abc.ABC):
     def set_weather(self, preset: str) -> None:
         """Switch to a named weather preset (one of `weather_presets`)."""
         raise NotImplementedError(f"{type(self).__name__} has no weather")
+
+    @property
+    def weather(self) -> str:
+        """The name of the weather preset in force."""
+        raise NotImplementedError(f"{type(self).__name__} has no weather")
+
+    @property
+    def mount(self) -> str:
+        """The name of the camera mount in use (one of `camera_mounts`)."""
+        raise NotImplementedError(f"{type(self).__name__} has no camera mounts")
+
+    def set_mount(self, name: str) -> None:
+        """Move every camera to a named mount (one of `camera_mounts`)."""
+        raise NotImplementedError(f"{type(self).__name__} has no camera mounts")
+
+    def next_mount(self) -> str:
+        """Move the cameras to the mount after the current one (TAB) and return its name."""
+        names = self.camera_mounts
+        if not names:
+            raise NotImplementedError(f"{type(self).__name__} has no camera mounts")
+        following = names[(names.index(self.mount) + 1) % len(names)]
+        self.set_mount(following)
+        return following
 
     def close(self) -> None:
         """Release everything the source holds; safe to call twice."""

@@ -1,0 +1,71 @@
+"""`carla-neural compare RUN`: metrics between raw and synthesized frames, and an HTML report."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+
+def _parse_metrics(value: str) -> tuple[str, ...]:
+    from carla_neural.compare import ALL_METRICS
+
+    names = tuple(name.strip() for name in value.split(",") if name.strip())
+    unknown = sorted(set(names) - set(ALL_METRICS))
+    if unknown or not names:
+        raise click.BadParameter(f"unknown {unknown}; choose from {','.join(ALL_METRICS)}", param_hint="--metrics")
+    return names
+
+
+@click.command()
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("--real", "real_dir", type=click.Path(path_type=Path, exists=True, file_okay=False),
+              help="Folder of real photographs: adds FID/KID of neural and raw vs real.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Where metrics.json, report.html and plots/ go (default: the run folder).")
+@click.option("--metrics", "metrics", default="warp,tof,fid,color", show_default=True,
+              help="Comma-separated: warp (warping error), tof, fid (FID and KID), color (per class).")
+@click.option("--fid-stride", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Feed every n-th frame to InceptionV3 (~0.25 s per image on a CPU).")
+@click.option("--fid-max-frames", type=click.IntRange(min=0), default=500, show_default=True,
+              help="Raise the stride so at most this many frames per stream reach InceptionV3 (0: no cap).")
+@click.option("--max-real", type=click.IntRange(min=2), default=None, help="Use at most this many --real images.")
+@click.option("--dis-preset", type=click.Choice(["ultrafast", "fast", "medium"]), default="fast",
+              show_default=True, help="OpenCV DIS optical-flow preset for tOF.")
+@click.option("--device", default="cpu", show_default=True, help="Torch device for InceptionV3 (cpu, cuda).")
+def command(run: Path, real_dir: Path | None, out_dir: Path | None, metrics: str, fid_stride: int,
+            fid_max_frames: int, max_real: int | None, dis_preset: str, device: str) -> None:
+    """Compare raw and neural frames of the run folder RUN (from `carla-neural record`)."""
+    from tqdm import tqdm
+
+    from carla_neural.compare import CompareOptions, RunFolder, RunFolderError, compare_run, write_report
+    from carla_neural.compare.compute import check_inputs
+    from carla_neural.compare.run_folder import count_images
+
+    started = time.perf_counter()
+    try:
+        options = CompareOptions(metrics=_parse_metrics(metrics), real_dir=real_dir, max_real=max_real,
+                                 fid_stride=fid_stride, fid_max_frames=fid_max_frames or None,
+                                 dis_preset=dis_preset, device=device)
+        run_folder = RunFolder(run)
+        check_inputs(run_folder, options)  # before the progress bar, so errors stand alone
+        total = len(run_folder)
+        if real_dir is not None:
+            real_count = count_images(real_dir)
+            total += min(real_count, max_real) if max_real else real_count
+        with tqdm(total=total, unit="frame", desc="frames", dynamic_ncols=True) as progress:
+            result = compare_run(run, options, progress)
+        paths = write_report(result, run_folder, out_dir or run)
+    except (RunFolderError, ValueError, FileNotFoundError) as error:
+        raise click.ClickException(str(error)) from error
+    summary = result.metrics
+    parts = [f"{summary['frames']} frames"]
+    if "warping_error" in summary:
+        parts.append(f"warp raw {summary['warping_error']['raw']:.4g} neural {summary['warping_error']['neural']:.4g}")
+    if "tof" in summary and summary["tof"]["mean_px"] is not None:
+        parts.append(f"tOF {summary['tof']['mean_px']:.3g} px")
+    if "fid" in summary:
+        parts.append(f"FID neural-raw {summary['fid']['neural_vs_raw']:.1f}")
+    click.echo(f"compare: {', '.join(parts)} in {time.perf_counter() - started:.1f} s; wrote "
+               f"{paths.metrics_json}, {paths.report_html}, {len(paths.plots)} plots in {paths.report_html.parent / 'plots'}")

@@ -1,0 +1,202 @@
+"""`carla-neural drive`: drive a car with live neural rendering (latest-wins) in a pygame window.
+
+Keys as in CARLA's manual_control.py: W/S/A/D or arrows, Q reverse, Space hand brake,
+P autopilot, C / Shift+C weather, TAB camera position, F1 HUD, H help, 1/2/3 panels, Esc quit.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from carla_neural.cli._live import (
+    render_backend,
+    render_options,
+    source_options,
+    terminate_as_interrupt,
+    user_errors,
+)
+from carla_neural.display import Action, Display, HudInfo
+from carla_neural.pipeline import Pipeline, PipelineConfig, Presented
+
+log = logging.getLogger(__name__)
+
+_KEY_STEP = re.compile(r"^(?P<start>\d+)(?:-(?P<end>\d+))?:(?P<key>[A-Za-z0-9_]+)$")
+
+
+@dataclass(frozen=True)
+class KeyPress:
+    """A key pressed at frame `down` and released at frame `up` (scripted input)."""
+
+    down: int
+    up: int
+    key: int
+    name: str
+
+
+def parse_key_script(script: str) -> list[KeyPress]:
+    """Parse "FRAME:KEY" taps and "START-END:KEY" holds, comma separated (e.g. "0-30:w,40:p,50:tab").
+
+    Key names are pygame's (w, p, c, tab, escape, up, space, f1, ...).
+    """
+    import pygame
+
+    presses = []
+    for step in filter(None, (part.strip() for part in script.split(","))):
+        match = _KEY_STEP.match(step)
+        if match is None:
+            raise click.BadParameter(f"{step!r} is not FRAME:KEY or START-END:KEY (e.g. 0-30:w, 40:p)",
+                                     param_hint="--keys")
+        name = match["key"].lower()
+        # pygame's constants, not pygame.key.key_code(): that one needs the display started.
+        key = getattr(pygame, f"K_{name}", None) or getattr(pygame, f"K_{name.upper()}", None)
+        if key is None:
+            raise click.BadParameter(f"unknown key {name!r} in {step!r}; use pygame key names such as "
+                                     "w, a, s, d, p, c, tab, escape, space", param_hint="--keys")
+        down = int(match["start"])
+        up = int(match["end"]) if match["end"] is not None else down
+        if up < down:
+            raise click.BadParameter(f"{step!r}: the release frame comes before the press",
+                                     param_hint="--keys")
+        presses.append(KeyPress(down, up, key, name))
+    return presses
+
+
+def post_scripted_keys(presses: list[KeyPress], frame_index: int) -> None:
+    """Post the KEYDOWN/KEYUP events due at `frame_index` into pygame's queue, as a keyboard would."""
+    import pygame
+
+    for press in presses:
+        if press.down == frame_index:
+            pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=press.key, mod=0))
+        if press.up == frame_index:
+            pygame.event.post(pygame.event.Event(pygame.KEYUP, key=press.key, mod=0))
+
+
+class DriveSession:
+    """The driving loop's extras around the pipeline: TAB camera cycling, HUD lines, key script."""
+
+    def __init__(self, source: Any, presses: list[KeyPress]) -> None:
+        self.source = source
+        self.presses = presses
+        self.frames = 0
+        self.distance_m = 0.0
+        self.camera_mounts: tuple[str, ...] = tuple(getattr(source, "camera_mounts", ()))
+        self.camera: str | None = getattr(source, "mount", None)
+        self._last_position: tuple[float, float] | None = None
+        self.speed_kmh = 0.0
+        post_scripted_keys(presses, 0)
+
+    def extend_hud(self, info: HudInfo) -> HudInfo:
+        """Add speed, weather and camera to the pipeline's HUD lines."""
+        info.extra["speed"] = f"{self.speed_kmh:.0f} km/h"
+        info.extra["weather"] = str(getattr(self.source, "weather", None) or "-")
+        if self.camera is not None:
+            info.extra["camera"] = self.camera
+        return info
+
+    def on_frame(self, presented: Presented) -> None:
+        """Per shown frame: handle TAB, track the ego, post the next scripted keys."""
+        state = presented.input
+        if state is not None and Action.NEXT_CAMERA in state.actions:
+            self.next_camera()
+        ego = presented.frame.ego
+        if ego is not None:
+            self.speed_kmh = ego.speed_mps * 3.6
+            if self._last_position is not None:
+                self.distance_m += math.dist(self._last_position, (ego.x, ego.y))
+            self._last_position = (ego.x, ego.y)
+        self.frames += 1
+        post_scripted_keys(self.presses, self.frames)
+
+    def next_camera(self) -> None:
+        """Move the cameras to the next mount (TAB), where the source has mounts."""
+        if not self.camera_mounts or not hasattr(self.source, "set_mount"):
+            log.warning("this source has no camera positions to cycle")
+            return
+        names = self.camera_mounts
+        index = (names.index(self.camera) + 1) % len(names) if self.camera in names else 0
+        self.source.set_mount(names[index])
+        self.camera = names[index]
+
+
+class DrivePipeline(Pipeline):
+    """The latest-wins pipeline with the drive session's HUD lines."""
+
+    session: DriveSession | None = None
+
+    def hud(self, frame_id: int | None) -> HudInfo:
+        info = super().hud(frame_id)
+        return self.session.extend_hud(info) if self.session is not None else info
+
+
+@click.command(name="drive")
+@source_options
+@render_options
+@click.option("--scenario", "scenario_ref", default=None,
+              help="Set the world up from a scenario (map, weather, traffic, cameras); default: a plain drive.")
+@click.option("--map", "map_name", default=None, help="CARLA map to load (default: keep the loaded one).")
+@click.option("--size", type=(int, int), default=None, metavar="W H",
+              help="Camera size per panel (default 512 256, or the scenario's).")
+@click.option("--fov", type=float, default=None, help="Horizontal field of view in degrees (default 90).")
+@click.option("--vehicles", type=click.IntRange(0, 500), default=None, help="Traffic vehicles.")
+@click.option("--walkers", type=click.IntRange(0, 500), default=None, help="Pedestrians.")
+@click.option("--autopilot/--manual", default=False, show_default=True, help="Start on autopilot (P toggles).")
+@click.option("--frames", type=click.IntRange(min=1), default=None,
+              help="Stop after this many frames (default: until Esc).")
+@click.option("--keys", "key_script", default="", metavar="SCRIPT",
+              help='Scripted key presses for unattended runs: "FRAME:KEY" taps and "START-END:KEY" '
+                   'holds, comma separated, e.g. "0-40:w,50:p,60:c,70:tab".')
+@click.option("--headless", is_flag=True, help="Draw off-screen (no window), e.g. with --frames for a smoke test.")
+@click.option("--screenshot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Save the last window contents (all panels and the HUD) as a PNG.")
+def command(world: str, host: str, port: int, timeout_s: float, checkpoint: str | None,
+            engine: str | None, device: str, worker_endpoint: str | None, scenario_ref: str | None,
+            map_name: str | None, size: tuple[int, int] | None, fov: float | None,
+            vehicles: int | None, walkers: int | None, autopilot: bool, frames: int | None,
+            key_script: str, headless: bool, screenshot: Path | None) -> None:
+    """Drive with neural rendering live: raw | labels | neural side by side, HUD, manual_control keys."""
+    from scenarios.runner import check_carla, drive_scenario, open_source
+
+    presses = parse_key_script(key_script) if key_script else []
+    try:
+        scenario = drive_scenario(scenario_ref, map_name=map_name, size=size, fov=fov,
+                                  vehicles=vehicles, walkers=walkers, autopilot=autopilot)
+        checkpoint = checkpoint or scenario.rendering.checkpoint
+        engine = engine or scenario.rendering.engine
+        if world == "carla":
+            check_carla(host, port, timeout_s)  # fail fast, before starting the worker
+        panel_size = (scenario.cameras.width, scenario.cameras.height)
+        with terminate_as_interrupt(), \
+                render_backend(checkpoint, engine, device, worker_endpoint) as (backend, backend_text), \
+                open_source(scenario, world, host, port, timeout_s) as (source, source_text), \
+                Display(panel_size, title=f"carla-neural drive: {source_text}",
+                        headless=True if headless else None, autopilot=autopilot) as display:
+            pipeline = DrivePipeline(source, backend, display=display, config=PipelineConfig(mode="latest"))
+            session = pipeline.session = DriveSession(source, presses)
+            summary = pipeline.run(max_frames=frames, on_frame=session.on_frame)
+            if screenshot is not None:
+                import pygame
+
+                screenshot.parent.mkdir(parents=True, exist_ok=True)
+                pygame.image.save(display.surface, str(screenshot))
+            mount = getattr(source, "mount", session.camera)
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted", err=True)
+        sys.exit(130)
+    except user_errors() as error:
+        log.debug("drive failed", exc_info=True)
+        raise click.ClickException(str(error)) from None
+    click.echo(
+        f"drove {summary['frames']} frames on {source_text} with {backend_text}: "
+        f"{session.distance_m:.1f} m, sim {summary['fps']} fps, "
+        f"weather {getattr(source, 'weather', '-')}, camera {mount or '-'}, "
+        f"autopilot {'on' if display.keyboard.autopilot else 'off'}"
+    )

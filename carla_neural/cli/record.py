@@ -1,0 +1,100 @@
+"""`carla-neural record SCENARIO --out RUN`: run a scenario in lock-step mode and record every stream."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from carla_neural.cli._live import (
+    render_backend,
+    render_options,
+    renderer_facts,
+    source_options,
+    terminate_as_interrupt,
+    user_errors,
+)
+
+log = logging.getLogger(__name__)
+
+
+@click.command(name="record")
+@click.argument("scenario_ref", metavar="[SCENARIO]", required=False)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Run folder to write (videos, PNG frames, frames.jsonl, run.json, summary.json).")
+@click.option("--frames", type=click.IntRange(min=1), default=None,
+              help="Frames to record (default: the scenario's duration).")
+@click.option("--png/--no-png", default=True, show_default=True,
+              help="Also write every frame as PNG (raw, neural, label_ids, instance_ids, flow).")
+@click.option("--overwrite", is_flag=True, help="Write into --out even if it already holds a run.")
+@click.option("--replay", "replay_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=None, help="Re-render an earlier run folder (its label maps; no simulator) instead "
+                                 "of simulating; SCENARIO defaults to the one it was recorded from.")
+@source_options
+@render_options
+def command(scenario_ref: str | None, out_dir: Path, frames: int | None, png: bool, overwrite: bool,
+            replay_dir: Path | None, world: str, host: str, port: int, timeout_s: float, checkpoint: str | None,
+            engine: str | None, device: str, worker_endpoint: str | None) -> None:
+    """Run SCENARIO (a YAML file or a built-in name such as urban_day) and record it.
+
+    Every frame is rendered, in order (lock-step). Built-in scenarios: urban_day, rain_night,
+    highway, dense_traffic. With --replay RUN, the label maps of an earlier run are rendered
+    again (e.g. with another --checkpoint), so that `compare` can set the two side by side.
+    """
+    from scenarios.runner import (
+        check_carla,
+        open_replay,
+        open_source,
+        read_scenario,
+        record_run,
+        scenario_of_run,
+    )
+
+    if scenario_ref is None and replay_dir is None:
+        raise click.UsageError("name a SCENARIO (a YAML file or urban_day, rain_night, highway, "
+                               "dense_traffic), or --replay RUN")
+    if replay_dir is not None and out_dir.resolve() == replay_dir.resolve():
+        raise click.UsageError("--out must differ from --replay: the replayed run is read while recording")
+    if (out_dir / "run.json").exists() and not overwrite:
+        raise click.ClickException(f"{out_dir} already holds a run; choose another --out or pass --overwrite")
+    try:
+        scenario = read_scenario(scenario_ref) if scenario_ref else scenario_of_run(replay_dir)
+        checkpoint = checkpoint or scenario.rendering.checkpoint
+        engine = engine or scenario.rendering.engine
+        if world == "carla" and replay_dir is None:
+            check_carla(host, port, timeout_s)  # fail fast, before starting the worker
+        opened = (open_replay(replay_dir) if replay_dir is not None
+                  else open_source(scenario, world, host, port, timeout_s))
+        with terminate_as_interrupt(), \
+                render_backend(checkpoint, engine, device, worker_endpoint) as (backend, backend_text), \
+                opened as (source, source_text):
+            result = record_run(
+                scenario, source, backend, out_dir, frames=frames, png=png, progress=_progress,
+                run_info={"source": source_text, "renderer": backend_text,
+                          **renderer_facts(backend, checkpoint, engine, device)},
+            )
+    except KeyboardInterrupt:
+        click.echo(f"\ninterrupted; the frames recorded so far are in {out_dir}", err=True)
+        sys.exit(130)
+    except user_errors() as error:
+        log.debug("record failed", exc_info=True)
+        raise click.ClickException(str(error)) from None
+    summary = result.summary
+    files = ", ".join(summary.get("files", []))
+    click.echo(
+        f"recorded {summary['frames']} frames of {scenario.name} ({source_text}) "
+        f"at {summary['pipeline']['fps']} fps to {out_dir}: {files}"
+    )
+    if result.summary.get("pipeline", {}).get("unknown_tags_px"):
+        click.echo("unknown tags mapped to unlabeled: "
+                   + json.dumps(result.summary["pipeline"]["unknown_tags_px"]), err=True)
+
+
+def _progress(total: int):
+    """A tqdm bar on stderr for `total` frames."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="frame", desc="record", file=sys.stderr, leave=False)

@@ -1,0 +1,102 @@
+"""`carla-neural train`: train or fine-tune a vid2vid generator on paired label/RGB sequences.
+
+Multi-GPU / multi-node: launch through torchrun, e.g.
+    torchrun --nproc_per_node 4 "$(which carla-neural)" train --data DATA --out runs/x
+Every rank reads RANK/WORLD_SIZE/LOCAL_RANK; networks are wrapped in DistributedDataParallel.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import click
+
+
+def _size(value: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in value.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not WIDTHxHEIGHT, e.g. 256x128", param_hint="--size") from None
+    return width, height
+
+
+@click.command(name="train")
+@click.option("--data", "datasets", multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="A vid2vid dataset (train_A/train_B/...), a recorder run folder, or a folder of runs. Repeatable.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Run folder: checkpoints/, tensorboard/, samples/, generator/ (the result).")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="A TrainConfig JSON (e.g. a run's train_config.json); options given here override it.")
+@click.option("--model", default=None, help="Generator preset (lite, nvidia_1024_g1, nvidia_2048) or config.json.")
+@click.option("--init-from", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Fine-tune from one of our checkpoints or an NVIDIA vid2vid checkpoint folder.")
+@click.option("--baseline", is_flag=True, default=None, help="Frame-by-frame baseline: temporal path off.")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Training clips.")
+@click.option("--size", default=None, help="Crop WIDTHxHEIGHT (multiple of the generator's size multiple).")
+@click.option("--load-width", type=click.IntRange(min=16), default=None, help="Resize frames to this width first.")
+@click.option("--clip-length", type=click.IntRange(min=1), default=None)
+@click.option("--max-clip-length", type=click.IntRange(min=1), default=None)
+@click.option("--clip-double-every", type=click.IntRange(min=0), default=None, help="Steps between doublings.")
+@click.option("--steps-per-scale", type=click.IntRange(min=0), default=None,
+              help="Spatial curriculum: steps before the next finer scale joins (0: all scales from the start).")
+@click.option("--finest-alone-steps", type=click.IntRange(min=0), default=None,
+              help="Steps a newly added scale trains alone (coarser scales frozen).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None)
+@click.option("--lr", type=float, default=None)
+@click.option("--gan-mode", type=click.Choice(["lsgan", "hinge"]), default=None)
+@click.option("--vgg-weights", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="torchvision-format VGG19 weights (.pth or .safetensors); default: torchvision's cache if present.")
+@click.option("--no-vgg", is_flag=True, default=None, help="Turn the VGG perceptual loss off.")
+@click.option("--l1", type=click.FloatRange(min=0), default=None, help="Weight of an L1 image term (vid2vid: 0).")
+@click.option("--device", default=None, help="auto, cpu, cuda or cuda:N.")
+@click.option("--seed", type=int, default=None)
+@click.option("--workers", type=click.IntRange(min=0), default=None, help="DataLoader worker processes.")
+@click.option("--no-resume", is_flag=True, default=None, help="Start over even if OUT holds a checkpoint.")
+def command(datasets: tuple[str, ...], out: Path, config_file: Path | None, **options) -> None:
+    """Train a generator with vid2vid's losses and curriculum (resumes OUT if it holds a checkpoint)."""
+    from renderer.training.config import ConfigError, TrainConfig
+    from renderer.training.losses import LossWeights
+
+    values = json.loads(config_file.read_text()) if config_file else {}
+    if datasets:
+        values["datasets"] = list(datasets)
+    values["out_dir"] = str(out)
+    renames = {"init_from": "init_from", "workers": "num_workers"}
+    for name, value in options.items():
+        if value is None:
+            continue
+        if name == "size":
+            values["crop_width"], values["crop_height"] = _size(value)
+        elif name == "baseline":
+            values["temporal"] = not value
+        elif name == "no_vgg":
+            values["use_vgg"] = not value
+        elif name == "no_resume":
+            values["resume"] = not value
+        elif name == "l1":
+            weights = values.get("weights") or {}
+            weights = dataclasses.asdict(weights) if isinstance(weights, LossWeights) else dict(weights)
+            weights["l1"] = value
+            values["weights"] = weights
+        else:
+            values[renames.get(name, name)] = value
+    try:
+        config = TrainConfig.from_dict(values)
+    except (ConfigError, TypeError) as err:
+        raise click.UsageError(str(err)) from None
+
+    from renderer.training.datasets import DatasetError
+    from renderer.training.trainer import Trainer
+
+    try:
+        trainer = Trainer(config)
+    except (DatasetError, ValueError, FileNotFoundError) as err:
+        raise click.ClickException(str(err)) from None
+    start = trainer.step
+    trainer.train()
+    trainer.close()
+    if trainer.dist.is_main:
+        click.echo(f"trained steps {start}..{trainer.step} ({'temporal' if config.temporal else 'frame-by-frame'}) "
+                   f"-> {out / 'generator'} (checkpoints in {out / 'checkpoints'}, logs in {out / 'tensorboard'})")

@@ -1,0 +1,159 @@
+"""CARLA's camera encodings, decoded and encoded: BGRA images, depth, optical flow, KITTI flow PNGs.
+
+Optical flow sign convention (decided here, used everywhere)
+-------------------------------------------------------------
+CARLA's `sensor.camera.optical_flow` sends two float32 per pixel in [-2, 2]. CARLA documents only
+the range and the scaling by the image size. The camera is a post-process material that reads
+Unreal Engine's velocity buffer (`VelocityMaterial`, see CARLA's `OpticalFlowCamera.cpp`), and UE
+writes into that buffer the screen-space motion of each surface *from the previous frame to the
+current one* (current minus previous position) in normalised device coordinates, whose x grows to
+the right and y grows *up*, over a span of 2 per image side. Hence:
+
+- `decode_flow_px`: pixels = (vx * W / 2, -vy * H / 2), the motion t-1 -> t of the surface seen at
+  each pixel of frame t, in image axes (x right, y down). This is the scaling users found
+  empirically in carla-simulator/carla issues #4795 and #8492.
+- `backward_flow_px`: vid2vid's backward flow, "sample frame t-1 at p + flow", is the opposite
+  vector. The negation lives in `_reverse_direction` alone; `encode_backward_flow` (the built-in
+  world's encoder) uses the same function, so the world and live CARLA share the decoder.
+
+Issue #4795 reports that with real CARLA frames the warping error was lower when the x sign was
+flipped instead; UE's velocity buffer convention is our stronger evidence, and the flow warping
+test on the built-in world pins the convention end to end. When a CARLA server is at hand, verify
+with `tests/integration` (warp t-1 onto t with `backward_flow_px`) and change only
+`_reverse_direction` and `decode_flow_px` if CARLA disagrees.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+# metres = DEPTH_FAR_M * (R + 256 G + 65536 B) / (256**3 - 1)
+DEPTH_FAR_M = 1000.0
+_DEPTH_SCALE = float(256**3 - 1)
+# KITTI's 16-bit flow PNG: value = flow_px * 64 + 2**15, third channel = valid flag.
+_KITTI_SCALE = 64.0
+_KITTI_OFFSET = 2.0**15
+
+
+def _check_bgra(bgra: np.ndarray, name: str) -> None:
+    if not isinstance(bgra, np.ndarray) or bgra.ndim != 3 or bgra.shape[2] != 4 or bgra.dtype != np.uint8:
+        shape = getattr(bgra, "shape", None)
+        dtype = getattr(bgra, "dtype", type(bgra).__name__)
+        raise ValueError(f"{name} must be an (H, W, 4) uint8 BGRA image, got shape {shape} dtype {dtype}")
+
+
+def _check_flow(flow: np.ndarray, name: str = "flow") -> None:
+    if not isinstance(flow, np.ndarray) or flow.ndim != 3 or flow.shape[2] != 2:
+        raise ValueError(f"{name} must be an (H, W, 2) array, got shape {getattr(flow, 'shape', None)}")
+
+
+def bgra_to_rgb(bgra: np.ndarray) -> np.ndarray:
+    """CARLA's colour camera image (H, W, 4) uint8 BGRA -> (H, W, 3) uint8 RGB (a new array)."""
+    _check_bgra(bgra, "bgra")
+    return np.ascontiguousarray(bgra[:, :, 2::-1])
+
+
+def rgb_to_bgra(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 RGB -> (H, W, 4) uint8 BGRA with alpha 255, as CARLA's cameras send."""
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"rgb must be an (H, W, 3) uint8 image, got shape {rgb.shape} dtype {rgb.dtype}")
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGRA)
+
+
+def decode_depth_m(depth_bgra: np.ndarray) -> np.ndarray:
+    """CARLA depth camera (H, W, 4) uint8 BGRA -> (H, W) float32 planar depth in metres (0..1000)."""
+    _check_bgra(depth_bgra, "depth_bgra")
+    channels = depth_bgra.astype(np.float32)
+    # B G R order in memory: R + 256 G + 65536 B.
+    normalized = (channels[:, :, 2] + 256.0 * channels[:, :, 1] + 65536.0 * channels[:, :, 0]) / _DEPTH_SCALE
+    return normalized * np.float32(DEPTH_FAR_M)
+
+
+def encode_depth(depth_m: np.ndarray) -> np.ndarray:
+    """(H, W) planar depth in metres -> (H, W, 4) uint8 BGRA in CARLA's 24-bit encoding (clipped to 0..1000)."""
+    if depth_m.ndim != 2:
+        raise ValueError(f"depth_m must be (H, W), got shape {depth_m.shape}")
+    code = np.clip(depth_m.astype(np.float64) * (_DEPTH_SCALE / DEPTH_FAR_M) + 0.5, 0, _DEPTH_SCALE)
+    code = code.astype(np.uint32)
+    bgra = np.empty(depth_m.shape + (4,), np.uint8)
+    bgra[:, :, 2] = code & 0xFF
+    bgra[:, :, 1] = (code >> 8) & 0xFF
+    bgra[:, :, 0] = (code >> 16) & 0xFF
+    bgra[:, :, 3] = 255
+    return bgra
+
+
+def _reverse_direction(flow_px: np.ndarray) -> np.ndarray:
+    """The one place that knows CARLA's flow points t-1 -> t while vid2vid's points t -> t-1."""
+    return np.negative(flow_px)
+
+
+def decode_flow_px(flow: np.ndarray) -> np.ndarray:
+    """CARLA optical flow (H, W, 2) float32 in [-2, 2] -> (H, W, 2) float32 pixels (vx W/2, -vy H/2), motion t-1 -> t."""
+    _check_flow(flow)
+    height, width = flow.shape[:2]
+    scale = np.array([width / 2.0, -height / 2.0], np.float32)
+    return flow.astype(np.float32, copy=False) * scale
+
+
+def backward_flow_px(flow: np.ndarray) -> np.ndarray:
+    """CARLA optical flow (H, W, 2) -> vid2vid backward flow (H, W, 2) float32 px: sample frame t-1 at p + flow."""
+    return _reverse_direction(decode_flow_px(flow))
+
+
+def encode_backward_flow(backward_px: np.ndarray) -> np.ndarray:
+    """Backward flow (H, W, 2) px (t -> t-1) -> (H, W, 2) float32 in CARLA's encoding; inverse of backward_flow_px."""
+    _check_flow(backward_px, "backward_px")
+    height, width = backward_px.shape[:2]
+    motion_px = _reverse_direction(backward_px.astype(np.float32, copy=False))
+    scale = np.array([2.0 / width, -2.0 / height], np.float32)
+    # CARLA's 16-bit transport clips to [-2, 2]; do the same so the world never emits what CARLA cannot.
+    return np.clip(motion_px * scale, -2.0, 2.0).astype(np.float32, copy=False)
+
+
+def warp_backward(image: np.ndarray, backward_px: np.ndarray) -> np.ndarray:
+    """Sample `image` (H, W[, C]) at p + backward_px (H, W, 2) px, bilinear, border-replicated; same shape."""
+    _check_flow(backward_px, "backward_px")
+    height, width = backward_px.shape[:2]
+    grid_x = np.arange(width, dtype=np.float32)[None, :] + backward_px[:, :, 0]
+    grid_y = np.arange(height, dtype=np.float32)[:, None] + backward_px[:, :, 1]
+    return cv2.remap(image, grid_x, grid_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def encode_flow_kitti(flow_px: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+    """(H, W, 2) float flow in px -> (H, W, 3) uint16 KITTI flow in RGB order (u, v, valid); |flow| < 512 px."""
+    _check_flow(flow_px, "flow_px")
+    coded = np.clip(flow_px.astype(np.float64) * _KITTI_SCALE + _KITTI_OFFSET + 0.5, 0, 65535).astype(np.uint16)
+    valid_u16 = np.ones(flow_px.shape[:2], np.uint16) if valid is None else valid.astype(np.uint16)
+    return np.dstack([coded[:, :, 0], coded[:, :, 1], valid_u16])
+
+
+def decode_flow_kitti(kitti_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W, 3) uint16 KITTI flow (u, v, valid) -> ((H, W, 2) float32 flow px, (H, W) bool valid)."""
+    if kitti_rgb.ndim != 3 or kitti_rgb.shape[2] != 3 or kitti_rgb.dtype != np.uint16:
+        raise ValueError(
+            f"a KITTI flow image is (H, W, 3) uint16, got shape {kitti_rgb.shape} dtype {kitti_rgb.dtype}"
+        )
+    flow_px = (kitti_rgb[:, :, :2].astype(np.float32) - np.float32(_KITTI_OFFSET)) / np.float32(_KITTI_SCALE)
+    return flow_px, kitti_rgb[:, :, 2] > 0
+
+
+def write_flow_png(path: str | Path, flow_px: np.ndarray, valid: np.ndarray | None = None) -> None:
+    """Write (H, W, 2) flow in px to a KITTI 16-bit PNG (lossless to 1/64 px)."""
+    kitti_rgb = encode_flow_kitti(flow_px, valid)
+    # OpenCV writes BGR order; KITTI's file has u in R.
+    if not cv2.imwrite(str(path), kitti_rgb[:, :, ::-1].copy()):
+        raise OSError(f"could not write flow PNG {path}: check that the folder exists and is writable")
+
+
+def read_flow_png(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read a KITTI 16-bit flow PNG -> ((H, W, 2) float32 flow px, (H, W) bool valid)."""
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise FileNotFoundError(f"cannot read flow PNG {path}: missing or not an image")
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint16:
+        raise ValueError(f"{path} is not a KITTI flow PNG (want 3-channel 16-bit, got {image.shape} {image.dtype})")
+    return decode_flow_kitti(image[:, :, ::-1])

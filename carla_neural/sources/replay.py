@@ -1,0 +1,126 @@
+"""Replay a recorded run folder as a Source: its label maps, instances, colour frames and flow.
+
+The run folder (docs/contracts.md) stores Cityscapes labelIds; a Source yields CARLA-encoded
+images. Each labelId is written back as a CARLA 0.9.14 tag that the remapper maps to the same
+labelId (road as "roads", not "road lines"), so remap(replayed frame) == recorded label_ids for
+every class CARLA has. Needs the run's PNG frames (record with `label_ids` PNGs on).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from carla_neural.recorder import read_frames_jsonl
+from carla_neural.remap import Remapper
+from carla_neural.sources.base import Frame, Source
+from carla_neural.sources.encoding import encode_backward_flow, read_flow_png, rgb_to_bgra
+
+log = logging.getLogger(__name__)
+
+# Cityscapes labelIds whose objects carry instance numbers (labelId * 1000 + k).
+_LABELS_WITH_INSTANCES = frozenset({24, 25, 26, 27, 28, 29, 30, 31, 32, 33})
+
+
+class EndOfReplay(EOFError):
+    """Every recorded frame has been replayed."""
+
+
+def label_id_to_tag_lut(scheme: str = "0.9.14") -> np.ndarray:
+    """(256,) uint8: Cityscapes labelId -> a CARLA tag that remaps to it (0 where none does)."""
+    tag_to_label = Remapper(scheme).label_lut
+    lut = np.zeros(256, np.uint8)
+    # Highest tag first so the lowest (the main class, e.g. 1 "roads" over 24 "road lines") wins.
+    for tag in range(255, -1, -1):
+        label_id = int(tag_to_label[tag])
+        if label_id != 255:
+            lut[label_id] = tag
+    return lut
+
+
+class ReplaySource(Source):
+    """Frames read back from a run folder written by the recorder; `len()` is the frame count."""
+
+    def __init__(self, run_dir: str | Path, loop: bool = False) -> None:
+        self.run_dir = Path(run_dir)
+        self.loop = loop
+        frames_dir = self.run_dir / "frames" / "label_ids"
+        if not frames_dir.is_dir():
+            raise FileNotFoundError(
+                f"{self.run_dir} has no frames/label_ids/: replay needs a run recorded with "
+                "label_ids PNGs (carla-neural record writes them)"
+            )
+        run_json = self.run_dir / "run.json"
+        self.run_info = json.loads(run_json.read_text()) if run_json.is_file() else {}
+        jsonl = self.run_dir / "frames.jsonl"
+        lines = read_frames_jsonl(jsonl) if jsonl.is_file() else []
+        sim_times = {int(line["frame_id"]): float(line.get("sim_time", 0.0)) for line in lines}
+        self.frame_ids = sorted(int(path.stem) for path in frames_dir.glob("*.png"))
+        if not self.frame_ids:
+            raise FileNotFoundError(f"{frames_dir} holds no PNG frames")
+        fps = float(self.run_info.get("fps", 20.0))
+        self._sim_times = [sim_times.get(fid, index / fps) for index, fid in enumerate(self.frame_ids)]
+        self._lut = label_id_to_tag_lut()
+        self._next = 0
+        self.fps = fps
+        kinds = {"rgb": "raw", "instance": "instance_ids", "flow": "flow"}
+        first = f"{self.frame_ids[0]:06d}.png"
+        self.sensors = ("semantic",) + tuple(
+            sensor for sensor, kind in kinds.items() if (self.run_dir / "frames" / kind / first).is_file())
+
+    def __len__(self) -> int:
+        return len(self.frame_ids)
+
+    def _png(self, kind: str, frame_id: int, flags: int = cv2.IMREAD_UNCHANGED) -> np.ndarray | None:
+        path = self.run_dir / "frames" / kind / f"{frame_id:06d}.png"
+        if not path.is_file():
+            return None
+        image = cv2.imread(str(path), flags)
+        if image is None:
+            raise OSError(f"cannot decode {path}")
+        return image
+
+    def tick(self) -> Frame:
+        """The next recorded frame (raises EndOfReplay after the last one unless looping)."""
+        started = time.perf_counter()
+        if self._next >= len(self.frame_ids):
+            if not self.loop:
+                raise EndOfReplay(f"replayed all {len(self.frame_ids)} frames of {self.run_dir}")
+            self._next = 0
+        index = self._next
+        self._next += 1
+        frame_id = self.frame_ids[index]
+        label_ids = self._png("label_ids", frame_id, cv2.IMREAD_GRAYSCALE)
+        tags = cv2.LUT(label_ids, self._lut)
+        semantic = np.zeros(label_ids.shape + (4,), np.uint8)
+        semantic[..., 2] = tags
+        semantic[..., 3] = 255
+        instance = None
+        instance_ids = self._png("instance_ids", frame_id)
+        if instance_ids is not None:
+            instance = semantic.copy()
+            object_ids = np.where(np.isin(instance_ids // 1000, list(_LABELS_WITH_INSTANCES)),
+                                  instance_ids % 1000, 0).astype(np.uint16)
+            instance[..., 1] = object_ids & 0xFF
+            instance[..., 0] = object_ids >> 8
+        raw = self._png("raw", frame_id, cv2.IMREAD_COLOR)
+        flow = None
+        flow_path = self.run_dir / "frames" / "flow" / f"{frame_id:06d}.png"
+        if flow_path.is_file():
+            flow = encode_backward_flow(read_flow_png(flow_path)[0])
+        frame = Frame(
+            frame_id=frame_id,
+            sim_time=self._sim_times[index],
+            semantic_bgra=semantic,
+            instance_bgra=instance,
+            rgb_bgra=rgb_to_bgra(cv2.cvtColor(raw, cv2.COLOR_BGR2RGB)) if raw is not None else None,
+            flow=flow,
+            tag_scheme="0.9.14",
+        )
+        frame.timings_ms["world"] = (time.perf_counter() - started) * 1000.0
+        return frame

@@ -1,0 +1,195 @@
+"""Cost per frame of each pipeline stage, and end-to-end fps against the renderer's own fps.
+
+    python -m carla_neural.stage_bench [--json PATH] [--sizes 512x256,1024x512] [--checkpoint CKPT]
+
+Stages (milliseconds per frame, median): world (built-in world tick with the sensors the demo
+uses: semantic, instance, RGB; `world_all_sensors_ms` adds depth and flow), remap (label
+ids, instance ids, palette, RGB), transport (ZeroMQ round trip to a worker process minus the
+worker's render time), render (in-process renderer step), display (headless pygame draw + poll),
+record (all four H.264 videos, synchronous). End to end: the lock-step pipeline with a worker,
+display and recorder. `renderer_fps` is the worker's own render rate in that run and
+`overhead_pct` = (mean frame period - mean worker render time) / mean frame period, the
+share of the frame time spent around the renderer (both measured in the same run, so a busy
+machine skews them alike).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cv2
+
+log = logging.getLogger(__name__)
+
+
+def _median_ms(operation: Callable[[int], Any], count: int, warmup: int = 1) -> float:
+    for index in range(warmup):
+        operation(index)
+    samples = []
+    for index in range(warmup, warmup + count):
+        start = time.perf_counter()
+        operation(index)
+        samples.append((time.perf_counter() - start) * 1e3)
+    return round(statistics.median(samples), 3)
+
+
+def bench_size(width: int, height: int, checkpoint: str, device: str, frames: int, render_frames: int,
+               e2e_frames: int) -> dict[str, Any]:
+    """All stage figures at one size."""
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    from carla_neural.display import Display
+    from carla_neural.pipeline import ClientBackend, InProcessBackend, Pipeline, PipelineConfig
+    from carla_neural.recorder import FrameRecord, Recorder, RecorderConfig
+    from carla_neural.remap import Remapper, colorize_label_ids
+    from carla_neural.sources.world import BuiltinWorld, WorldConfig
+    from carla_neural.worker_supervisor import WorkerSupervisor
+    from carla_neural.cli.demo import _world_config
+    from renderer.loading import load_renderer
+
+    result: dict[str, Any] = {"size": f"{width}x{height}"}
+    with BuiltinWorld(_world_config(WorldConfig, width, height, 0)) as world:
+        world_frames = []
+        result["world_ms"] = _median_ms(lambda _: world_frames.append(world.tick()), frames)
+    with BuiltinWorld(WorldConfig(width=width, height=height, seed=0)) as world:
+        result["world_all_sensors_ms"] = _median_ms(lambda _: world.tick(), max(3, frames // 2))
+    remapper = Remapper("0.9.14", unknown="unlabeled")
+
+    def remap(index: int) -> None:
+        frame = world_frames[index % len(world_frames)]
+        label_ids = remapper.label_ids(frame.semantic_bgra)
+        remapper.instance_ids(frame.instance_bgra)
+        colorize_label_ids(label_ids)
+        cv2.cvtColor(frame.rgb_bgra, cv2.COLOR_BGRA2RGB)
+
+    result["remap_ms"] = _median_ms(remap, frames, warmup=2)
+    frame = world_frames[-1]
+    label_ids = remapper.label_ids(frame.semantic_bgra)
+    instance_ids = remapper.instance_ids(frame.instance_bgra)
+    raw = cv2.cvtColor(frame.rgb_bgra, cv2.COLOR_BGRA2RGB)
+    labels = colorize_label_ids(label_ids)
+
+    with Display((width, height), headless=True) as display:
+        images = {"raw": raw, "labels": labels, "neural": raw}
+
+        def show(_: int) -> None:
+            display.show(images)
+            display.poll()
+
+        result["display_ms"] = _median_ms(show, frames, warmup=2)
+
+    with tempfile.TemporaryDirectory() as folder:
+        recorder = Recorder(folder, RecorderConfig(), threaded=False)
+        record = FrameRecord(0, 0.0, raw=raw, labels=labels, neural=raw)
+        result["record_ms"] = _median_ms(lambda _: recorder.write(record), frames, warmup=2)
+        recorder.close()
+
+    renderer = load_renderer(checkpoint, device=device)
+    backend = InProcessBackend(renderer)
+    render_samples = []
+    for index in range(render_frames + 2):
+        step = world_frames[index % len(world_frames)]
+        rendered = backend.render(remapper.label_ids(step.semantic_bgra),
+                                  remapper.instance_ids(step.instance_bgra), index)
+        if index >= 2:  # the first frames come from the single-image generator
+            render_samples.append(rendered.round_trip_ms)
+    result["render_ms"] = round(statistics.median(render_samples), 3)
+    result["renderer_fps"] = round(1000.0 / result["render_ms"], 3)  # replaced by the worker's figure below
+    del renderer, backend
+
+    with tempfile.TemporaryDirectory() as folder, \
+            WorkerSupervisor(checkpoint, device=device, log_path=Path(folder) / "worker.log") as supervisor:
+        supervisor.start()
+        client = supervisor.client()
+        try:
+            transport = []
+            for index in range(render_frames + 2):
+                start = time.perf_counter()
+                client.render(index, label_ids, instance_ids)
+                round_trip_ms = (time.perf_counter() - start) * 1e3
+                if index >= 2:
+                    transport.append(round_trip_ms - client.last_result.render_ms)
+            result["transport_ms"] = round(statistics.median(transport), 3)
+            client.reset()
+            with BuiltinWorld(_world_config(WorldConfig, width, height, 1)) as world, \
+                    Display((width, height), headless=True) as display:
+                recorder = Recorder(Path(folder) / "run", RecorderConfig())
+                pipeline = Pipeline(world, ClientBackend(client), display, recorder, PipelineConfig())
+                started = time.perf_counter()
+                # Two warm-up frames (single-image generator), then the measured frames.
+                pipeline.run(2)
+                warm = time.perf_counter()
+                pipeline.run(e2e_frames)
+                elapsed = time.perf_counter() - warm
+                e2e_summary = pipeline.summary()
+                recorder.close()
+            log.info("end to end: %.1f s including warm-up", time.perf_counter() - started)
+        finally:
+            client.close()
+    result["e2e_fps"] = round(e2e_frames / elapsed, 3)
+    # Same run, same load: the main loop's mean period against the worker's mean render time.
+    result["e2e_frame_ms"] = e2e_summary.get("frame_ms_mean")
+    result["e2e_worker_render_ms"] = e2e_summary.get("render_ms_mean")
+    if result["e2e_worker_render_ms"]:
+        result["renderer_fps"] = round(1000.0 / result["e2e_worker_render_ms"], 3)
+    result["overhead_pct"] = e2e_summary.get("pipeline_overhead_pct")
+    result["e2e_stages_ms"] = {stage: figures["median"] for stage, figures in e2e_summary["stages_ms"].items()}
+    result["around_renderer_serial_ms"] = round(
+        sum(result[key] for key in ("world_ms", "remap_ms", "transport_ms", "display_ms", "record_ms")), 3
+    )
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: run the stage benchmark and print a table (and JSON with --json)."""
+    parser = argparse.ArgumentParser(prog="python -m carla_neural.stage_bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument("--sizes", default="512x256,1024x512", help="comma-separated WIDTHxHEIGHT")
+    parser.add_argument("--checkpoint", default="bundled", help="renderer checkpoint (default: bundled)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--frames", type=int, default=30, help="frames per cheap stage")
+    parser.add_argument("--render-frames", type=int, default=5, help="frames for render and transport")
+    parser.add_argument("--e2e-frames", type=int, default=20, help="frames of the end-to-end run")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    sizes = []
+    for text in args.sizes.split(","):
+        width, _, height = text.strip().lower().partition("x")
+        sizes.append((int(width), int(height)))
+    import torch
+
+    results = {
+        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                    "cuda": torch.cuda.is_available(), "python": sys.version.split()[0]},
+        "checkpoint": args.checkpoint,
+        "sizes": [],
+    }
+    header = ("size", "world", "remap", "transport", "render", "display", "record", "renderer fps",
+              "e2e fps", "overhead %")
+    print(" | ".join(header))
+    for width, height in sizes:
+        figures = bench_size(width, height, args.checkpoint, args.device, args.frames, args.render_frames,
+                             args.e2e_frames)
+        results["sizes"].append(figures)
+        print(" | ".join(str(figures[key]) for key in (
+            "size", "world_ms", "remap_ms", "transport_ms", "render_ms", "display_ms", "record_ms",
+            "renderer_fps", "e2e_fps", "overhead_pct")), flush=True)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,354 @@
+"""Checkpoints: our format (``model.safetensors`` + ``config.json``) and NVIDIA's vid2vid folders.
+
+Loading is strict in both cases: every key of the file is used and every parameter and buffer of
+the model is filled, with matching shapes, or a ``CheckpointError`` lists what is missing,
+unexpected or mis-shaped. Two buffers are optional because nothing ever reads them and old
+PyTorch versions did not write them: BatchNorm's ``num_batches_tracked``, and the running
+statistics of the single-image generator's instance norms (always normalised per frame).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from renderer.model.config import GeneratorConfig, SingleGConfig
+from renderer.model.generator import Vid2VidGenerator
+from renderer.model.norm import InstanceNormNoAffine
+
+log = logging.getLogger(__name__)
+
+FORMAT_NAME = "carla-neural/vid2vid-generator"
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+NVIDIA_SCALE_FILE = "latest_net_G{scale}.pth"
+NVIDIA_SINGLE_DIR = "label2city_single"
+NVIDIA_SINGLE_FILES = ("latest_net_G_2048.pth", "latest_net_G_1024.pth", "latest_net_G_512.pth")
+
+StateDict = Mapping[str, torch.Tensor]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded as asked; the message says what is wrong and what to do."""
+
+
+# --------------------------------------------------------------------------- strict loading
+
+
+def _optional_keys(module: nn.Module) -> set[str]:
+    optional = set()
+    for name, layer in module.named_modules():
+        prefix = f"{name}." if name else ""
+        if isinstance(layer, nn.modules.batchnorm._NormBase):
+            optional.add(prefix + "num_batches_tracked")
+        if isinstance(layer, InstanceNormNoAffine):
+            optional.update(prefix + key for key in ("running_mean", "running_var"))
+    return optional
+
+
+def _listing(title: str, items: list[str], limit: int = 12) -> str:
+    shown = ", ".join(items[:limit]) + (f", … ({len(items) - limit} more)" if len(items) > limit else "")
+    return f"  {title} ({len(items)}): {shown}"
+
+
+def strict_load(module: nn.Module, state_dict: StateDict, source: str) -> None:
+    """Load ``state_dict`` into ``module``, requiring every key and shape to match (see module doc).
+
+    Raises CheckpointError listing missing, unexpected and mis-shaped keys.
+    """
+    expected = module.state_dict()
+    optional = _optional_keys(module)
+    missing = [key for key in expected if key not in state_dict and key not in optional]
+    unexpected = [key for key in state_dict if key not in expected]
+    mismatched = [
+        f"{key} file {tuple(state_dict[key].shape)} vs model {tuple(expected[key].shape)}"
+        for key in expected
+        if key in state_dict and tuple(state_dict[key].shape) != tuple(expected[key].shape)
+    ]
+    if missing or unexpected or mismatched:
+        lines = [f"{source} does not match the {type(module).__name__} it was loaded into:"]
+        if missing:
+            lines.append(_listing("missing keys", missing))
+        if unexpected:
+            lines.append(_listing("unexpected keys", unexpected))
+        if mismatched:
+            lines.append(_listing("shape mismatches", mismatched))
+        lines.append(
+            "  Is this the right file for this model (scale order, preset, single-image "
+            "generator size)? Nothing was loaded."
+        )
+        raise CheckpointError("\n".join(lines))
+    filled = {key: value for key, value in state_dict.items()}
+    for key in optional:
+        if key not in filled:
+            filled[key] = expected[key]
+    module.load_state_dict(filled, strict=True)
+
+
+# --------------------------------------------------------------------------- our format
+
+
+def save_checkpoint(
+    generator: Vid2VidGenerator, folder: str | Path, metadata: dict[str, Any] | None = None
+) -> Path:
+    """Write ``folder/model.safetensors`` and ``folder/config.json``; returns the folder."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {key: value.detach().cpu().contiguous() for key, value in generator.state_dict().items()}
+    config = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "generator": generator.config.to_dict(),
+        "metadata": metadata or {},
+    }
+    # Write to temporary names first so that a crash never leaves a half-written checkpoint.
+    weights_tmp = folder / (WEIGHTS_FILE + ".partial")
+    config_tmp = folder / (CONFIG_FILE + ".partial")
+    save_file(tensors, str(weights_tmp), metadata={"format": FORMAT_NAME})
+    config_tmp.write_text(json.dumps(config, indent=2) + "\n")
+    weights_tmp.replace(folder / WEIGHTS_FILE)
+    config_tmp.replace(folder / CONFIG_FILE)
+    return folder
+
+
+def is_our_checkpoint(folder: str | Path) -> bool:
+    """True if ``folder`` holds config.json and model.safetensors."""
+    folder = Path(folder)
+    return (folder / CONFIG_FILE).is_file() and (folder / WEIGHTS_FILE).is_file()
+
+
+def read_config(folder: str | Path) -> tuple[GeneratorConfig, dict[str, Any]]:
+    """The generator config and metadata of one of our checkpoint folders."""
+    path = Path(folder) / CONFIG_FILE
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"cannot read {path}: {error}") from error
+    if document.get("format") != FORMAT_NAME:
+        raise CheckpointError(f"{path} is not a {FORMAT_NAME} config (format={document.get('format')!r})")
+    if document.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} has format_version {document['format_version']}; this code reads up to "
+            f"{FORMAT_VERSION}: update carla-neural"
+        )
+    try:
+        config = GeneratorConfig.from_dict(document["generator"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"{path}: bad generator config: {error}") from error
+    return config, document.get("metadata", {})
+
+
+def load_checkpoint(folder: str | Path, device: str | torch.device = "cpu") -> Vid2VidGenerator:
+    """Load one of our checkpoint folders (config.json + model.safetensors), strictly."""
+    folder = Path(folder)
+    if not is_our_checkpoint(folder):
+        raise CheckpointError(
+            f"{folder} is not a carla-neural checkpoint: it needs {CONFIG_FILE} and {WEIGHTS_FILE}"
+        )
+    config, _ = read_config(folder)
+    generator = Vid2VidGenerator(config)
+    strict_load(generator, load_file(str(folder / WEIGHTS_FILE)), str(folder / WEIGHTS_FILE))
+    return generator.to(device).eval()
+
+
+# --------------------------------------------------------------------------- NVIDIA's format
+
+_RESBLOCK = re.compile(r"^(?P<seq>[\w]+)\.(?P<index>\d+)\.conv_block\.")
+_DIRECT_WEIGHT = re.compile(r"^(?P<seq>[\w]+)\.(?P<index>\d+)\.weight$")
+
+
+def _resblock_count(state: StateDict, sequence: str) -> int:
+    indices = set()
+    for key in state:
+        match = _RESBLOCK.match(key)
+        if match and match["seq"] == sequence:
+            indices.add(match["index"])
+    return len(indices)
+
+
+def _direct_conv_weights(state: StateDict, sequence: str) -> list[tuple[int, torch.Tensor]]:
+    found = []
+    for key, value in state.items():
+        match = _DIRECT_WEIGHT.match(key)
+        if match and match["seq"] == sequence and value.ndim == 4:
+            found.append((int(match["index"]), value))
+    return sorted(found, key=lambda item: item[0])
+
+
+def _require(state: StateDict, key: str, source: str) -> torch.Tensor:
+    if key not in state:
+        raise CheckpointError(
+            f"{source} has no {key!r}: it is not a vid2vid/pix2pixHD generator state dict "
+            f"(first keys: {list(state)[:5]})"
+        )
+    return state[key]
+
+
+def infer_generator_config(
+    scale_states: list[StateDict], single: SingleGConfig | None
+) -> GeneratorConfig:
+    """The GeneratorConfig that NVIDIA's ``latest_net_G{s}.pth`` state dicts were saved from."""
+    coarsest = scale_states[0]
+    stem = _require(coarsest, "model_down_seg.1.weight", "latest_net_G0.pth")
+    ngf, input_nc = int(stem.shape[0]), int(stem.shape[1])
+    output_nc = int(_require(coarsest, "model_final_img.1.weight", "latest_net_G0.pth").shape[0])
+    prev_nc = int(_require(coarsest, "model_down_img.1.weight", "latest_net_G0.pth").shape[1])
+    n_frames = prev_nc // output_nc + 1
+    label_channels = input_nc // n_frames
+    # 36 = 35 Cityscapes labelIds + an instance-edge channel (NVIDIA's street models).
+    use_instance = label_channels != 35
+    label_nc = label_channels - 1 if use_instance else label_channels
+    n_down = sum(1 for index, _ in _direct_conv_weights(coarsest, "model_down_seg") if index != 1)
+    n_blocks = _resblock_count(coarsest, "model_down_seg") + _resblock_count(coarsest, "model_res_img")
+    n_blocks_local = _resblock_count(scale_states[1], "model_up_img") if len(scale_states) > 1 else 3
+    return GeneratorConfig(
+        ngf=ngf,
+        n_downsampling=n_down,
+        n_blocks=n_blocks,
+        n_blocks_local=n_blocks_local,
+        n_scales=len(scale_states),
+        use_fg=any(key.startswith("indv_") for key in coarsest),
+        label_nc=label_nc,
+        use_instance=use_instance,
+        n_frames=n_frames,
+        output_nc=output_nc,
+        single_g=single,
+    )
+
+
+def infer_single_config(state: StateDict, source: str = "single-image generator") -> SingleGConfig:
+    """The SingleGConfig of a pix2pixHD GlobalGenerator/LocalEnhancer state dict."""
+    stem = _require(state, "model.1.weight", source)
+    convs = _direct_conv_weights(state, "model")
+    n_blocks = _resblock_count(state, "model")
+    enhancers = sorted({int(m[1]) for key in state if (m := re.match(r"^model(\d+)_1\.", key))})
+    if enhancers:
+        n_local = len(enhancers)
+        # The global part keeps its encoder/decoder but drops its 7x7 head.
+        n_down = (len(convs) - 1) // 2
+        return SingleGConfig(
+            kind="local",
+            ngf=int(_require(state, f"model{n_local}_1.1.weight", source).shape[0]),
+            n_downsampling=n_down,
+            n_blocks=n_blocks,
+            n_local_enhancers=n_local,
+            n_blocks_local=_resblock_count(state, "model1_2"),
+            label_nc=int(stem.shape[1]),
+            output_nc=int(_direct_conv_weights(state, f"model{n_local}_2")[-1][1].shape[0]),
+        )
+    n_down = (len(convs) - 2) // 2
+    return SingleGConfig(
+        kind="global",
+        ngf=int(stem.shape[0]),
+        n_downsampling=n_down,
+        n_blocks=n_blocks,
+        label_nc=int(stem.shape[1]),
+        output_nc=int(convs[-1][1].shape[0]),
+    )
+
+
+def torch_load_foreign(path: str | Path) -> dict[str, torch.Tensor]:
+    """Load a foreign ``.pth`` state dict safely (``weights_only=True``), stripping ``module.``."""
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for bad or unsafe files
+        raise CheckpointError(
+            f"cannot load {path} as plain tensors (weights_only=True): {error}"
+        ) from error
+    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path} is not a state dict of tensors")
+    if state and all(key.startswith("module.") for key in state):
+        state = {key[len("module.") :]: value for key, value in state.items()}
+    return dict(state)
+
+
+def find_nvidia_scale_files(folder: str | Path) -> list[Path]:
+    """``latest_net_G0.pth``, ``latest_net_G1.pth``, … present in ``folder`` (consecutive)."""
+    folder = Path(folder)
+    files = []
+    while (folder / NVIDIA_SCALE_FILE.format(scale=len(files))).is_file():
+        files.append(folder / NVIDIA_SCALE_FILE.format(scale=len(files)))
+    return files
+
+
+def find_single_g(folder: str | Path, config: GeneratorConfig) -> Path | None:
+    """The ``label2city_single`` generator inside or beside ``folder`` that suits ``config``.
+
+    NVIDIA pairs ``label2city_2048`` (3 downsamplings) with ``latest_net_G_2048.pth`` and
+    ``label2city_1024_g1`` with ``latest_net_G_1024.pth``; otherwise the first file found.
+    """
+    folder = Path(folder)
+    for candidate_dir in (folder / NVIDIA_SINGLE_DIR, folder.parent / NVIDIA_SINGLE_DIR):
+        if not candidate_dir.is_dir():
+            continue
+        preferred = "latest_net_G_2048.pth" if config.n_downsampling >= 3 else "latest_net_G_1024.pth"
+        for name in (preferred, *NVIDIA_SINGLE_FILES):
+            if (candidate_dir / name).is_file():
+                return candidate_dir / name
+    return None
+
+
+def load_nvidia_checkpoint(
+    folder: str | Path, single_g: str | Path | None = None, device: str | torch.device = "cpu"
+) -> Vid2VidGenerator:
+    """Load NVIDIA's ``latest_net_G{s}.pth`` (+ a ``label2city_single`` file) strictly.
+
+    The configuration is read from tensor shapes. ``single_g`` names the single-image generator
+    file; by default it is looked for in ``label2city_single/`` inside or beside ``folder``.
+    """
+    folder = Path(folder)
+    files = find_nvidia_scale_files(folder)
+    if not files:
+        raise CheckpointError(
+            f"{folder} holds no {NVIDIA_SCALE_FILE.format(scale=0)}: give an NVIDIA vid2vid "
+            f"checkpoint folder or one of ours ({CONFIG_FILE} + {WEIGHTS_FILE})"
+        )
+    states = [torch_load_foreign(path) for path in files]
+    config = infer_generator_config(states, None)
+    single_path = Path(single_g) if single_g is not None else find_single_g(folder, config)
+    single_state = None
+    if single_path is not None:
+        if not single_path.is_file():
+            raise CheckpointError(f"single-image generator file {single_path} does not exist")
+        single_state = torch_load_foreign(single_path)
+        config = infer_generator_config(states, infer_single_config(single_state, str(single_path)))
+    else:
+        log.warning(
+            "no label2city_single generator found in or beside %s: the first frames will start "
+            "from a blank history (pass single_g= / --single-g to use one)",
+            folder,
+        )
+    try:
+        config.validate()
+    except ValueError as error:
+        raise CheckpointError(f"{folder}: inferred an invalid configuration: {error}") from error
+    generator = Vid2VidGenerator(config)
+    for scale, (path, state) in enumerate(zip(files, states)):
+        strict_load(generator.scales[scale], state, str(path))
+    if single_state is not None:
+        assert generator.single_g is not None
+        strict_load(generator.single_g, single_state, str(single_path))
+    log.info("loaded NVIDIA checkpoint %s as %s", folder, config)
+    return generator.to(device).eval()
+
+
+def convert_nvidia_checkpoint(
+    folder: str | Path, out: str | Path, single_g: str | Path | None = None
+) -> Path:
+    """Convert an NVIDIA vid2vid folder into our format at ``out``; returns ``out``."""
+    generator = load_nvidia_checkpoint(folder, single_g)
+    return save_checkpoint(
+        generator,
+        out,
+        metadata={"converted_from": str(Path(folder).resolve()), "single_g": str(single_g or "")},
+    )

@@ -1,0 +1,130 @@
+"""One entry point from a checkpoint reference to a ready ``SequentialRenderer``."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from pathlib import Path
+
+import torch
+
+from renderer.checkpoint import (
+    CheckpointError,
+    find_nvidia_scale_files,
+    is_our_checkpoint,
+    load_checkpoint,
+    load_nvidia_checkpoint,
+    read_config,
+)
+from renderer.model.generator import Vid2VidGenerator
+from renderer.sequential import FrameEngine, SequentialRenderer, TorchEngine
+
+log = logging.getLogger(__name__)
+
+BUNDLED = "bundled"
+
+
+def bundled_checkpoint() -> Path:
+    """The shipped ``lite`` model folder, ``renderer/weights/lite/`` (may not be built yet)."""
+    return Path(__file__).resolve().parent / "weights" / "lite"
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """"auto" -> cuda when available, else cpu; anything else as given."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _resolve_reference(checkpoint: str | Path) -> Path:
+    if str(checkpoint) == BUNDLED:
+        folder = bundled_checkpoint()
+        if not is_our_checkpoint(folder):
+            raise CheckpointError(
+                f"the bundled lite model is not built yet ({folder} is empty): run `make model` "
+                "to train it, or pass --checkpoint with an NVIDIA or carla-neural checkpoint"
+            )
+        return folder
+    return Path(checkpoint)
+
+
+def working_size_of(checkpoint: str | Path) -> tuple[int, int] | None:
+    """The working (W, H) one of our checkpoints recommends (``metadata.working_size`` in its
+    config.json: the size it was trained at), or None."""
+    folder = _resolve_reference(checkpoint)
+    if not is_our_checkpoint(folder):
+        return None
+    _, metadata = read_config(folder)
+    size = metadata.get("working_size")
+    if size is None:
+        return None
+    if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size)):
+        raise CheckpointError(f"{folder}/config.json: metadata.working_size must be [width, height], got {size!r}")
+    return int(size[0]), int(size[1])
+
+
+def load_generator(
+    checkpoint: str | Path, single_g: str | Path | None = None, device: str | torch.device = "cpu"
+) -> Vid2VidGenerator:
+    """A generator from an NVIDIA folder, one of our checkpoint folders, or "bundled"."""
+    path = _resolve_reference(checkpoint)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    if path.is_file():
+        raise CheckpointError(
+            f"{path} is a file: give the checkpoint *folder* (NVIDIA's latest_net_G*.pth, or our "
+            "config.json + model.safetensors)"
+        )
+    if is_our_checkpoint(path):
+        if single_g is not None:
+            raise CheckpointError("--single-g applies to NVIDIA checkpoints; ours carry their own")
+        return load_checkpoint(path, device)
+    if find_nvidia_scale_files(path):
+        return load_nvidia_checkpoint(path, single_g, device)
+    raise CheckpointError(
+        f"{path} is neither a carla-neural checkpoint (config.json + model.safetensors) nor an "
+        "NVIDIA vid2vid folder (latest_net_G0.pth …)"
+    )
+
+
+def build_engine(
+    name: str, generator: Vid2VidGenerator, device: torch.device, size: tuple[int, int] | None
+) -> FrameEngine:
+    """The named engine from ``renderer.engines.build_engine`` (which owns every engine, "torch"
+    included); without that package only "torch" exists, as the plain ``TorchEngine``."""
+    try:
+        engines = importlib.import_module("renderer.engines")
+    except ImportError as error:
+        if name == "torch":
+            return TorchEngine(generator)
+        raise ValueError(f"engine {name!r} is not available ({error}); use engine='torch'") from error
+    factory = getattr(engines, "build_engine", None)
+    if factory is None:
+        if name == "torch":
+            return TorchEngine(generator)
+        raise ValueError(f"engine {name!r} is not available (no engines installed); use engine='torch'")
+    return factory(name, generator, device=device, size=size)
+
+
+def load_renderer(
+    checkpoint: str | Path,
+    engine: str = "torch",
+    device: str | torch.device = "auto",
+    size: tuple[int, int] | None = None,
+    single_g: str | Path | None = None,
+) -> SequentialRenderer:
+    """A SequentialRenderer for ``checkpoint`` (NVIDIA folder, our folder, or "bundled").
+
+    ``size`` is the working (W, H), rounded to what the network accepts; None takes the
+    checkpoint's ``metadata.working_size`` if it has one (the size it was trained at), else the
+    first frame's size. Frames of any size go in and come out at their own size.
+    ``single_g`` names NVIDIA's single-image generator file when it is elsewhere.
+    """
+    torch_device = resolve_device(device)
+    if size is None:
+        size = working_size_of(checkpoint)
+    generator = load_generator(checkpoint, single_g, torch_device).to(torch_device).eval()
+    renderer = SequentialRenderer(generator, torch_device, size)
+    renderer.engine = build_engine(engine, generator, torch_device, renderer.size)
+    log.info("renderer: %s on %s, engine %s", checkpoint, torch_device, engine)
+    return renderer

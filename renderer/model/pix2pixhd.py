@@ -1,0 +1,101 @@
+"""pix2pixHD's single-image generators (``GlobalGenerator``, ``LocalEnhancer``) as vid2vid uses
+them for the first frames: instance norm without affine, NVIDIA's parameter names and shapes."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from renderer.model.blocks import ResnetBlock, downsample, head, stem, upsample
+from renderer.model.config import SingleGConfig
+from renderer.model.norm import InstanceNormNoAffine
+
+MAX_CHANNELS = 1024  # vid2vid's GlobalGenerator caps widths at 1024
+
+
+def _global_layers(
+    input_nc: int, output_nc: int, ngf: int, n_down: int, n_blocks: int
+) -> list[nn.Module]:
+    layers = stem(input_nc, ngf, InstanceNormNoAffine)
+    for i in range(n_down):
+        layers += downsample(
+            min(MAX_CHANNELS, ngf * 2**i), min(MAX_CHANNELS, ngf * 2 ** (i + 1)), InstanceNormNoAffine
+        )
+    width = min(MAX_CHANNELS, ngf * 2**n_down)
+    layers += [ResnetBlock(width, InstanceNormNoAffine) for _ in range(n_blocks)]
+    for i in range(n_down):
+        layers += upsample(
+            min(MAX_CHANNELS, ngf * 2 ** (n_down - i)),
+            min(MAX_CHANNELS, ngf * 2 ** (n_down - i - 1)),
+            InstanceNormNoAffine,
+        )
+    layers += head(ngf, output_nc, nn.Tanh())
+    return layers
+
+
+class GlobalGenerator(nn.Module):
+    """Encoder, residual blocks, decoder, 7×7 Tanh head; parameters ``model.{i}.*``."""
+
+    def __init__(self, config: SingleGConfig) -> None:
+        super().__init__()
+        self.model = nn.Sequential(
+            *_global_layers(
+                config.label_nc, config.output_nc, config.ngf, config.n_downsampling, config.n_blocks
+            )
+        )
+
+    def forward(self, one_hot: Tensor) -> Tensor:
+        """(B, label_nc, H, W) one-hot labels -> (B, 3, H, W) image in [-1, 1]."""
+        return self.model(one_hot)
+
+
+class LocalEnhancer(nn.Module):
+    """A global generator (without its head) at 1/2^n resolution, refined by ``n_local_enhancers``
+    local enhancers; parameters ``model.*``, ``model{n}_1.*``, ``model{n}_2.*``."""
+
+    def __init__(self, config: SingleGConfig) -> None:
+        super().__init__()
+        n_local = config.n_local_enhancers
+        self.n_local_enhancers = n_local
+        global_layers = _global_layers(
+            config.label_nc,
+            config.output_nc,
+            config.ngf * 2**n_local,
+            config.n_downsampling,
+            config.n_blocks,
+        )
+        self.model = nn.Sequential(*global_layers[:-3])  # drop pad, conv, tanh of the head
+        for n in range(1, n_local + 1):
+            width = config.ngf * 2 ** (n_local - n)
+            encoder = stem(config.label_nc, width, InstanceNormNoAffine) + downsample(
+                width, width * 2, InstanceNormNoAffine
+            )
+            decoder: list[nn.Module] = [
+                ResnetBlock(width * 2, InstanceNormNoAffine) for _ in range(config.n_blocks_local)
+            ]
+            decoder += upsample(width * 2, width, InstanceNormNoAffine)
+            if n == n_local:
+                decoder += head(config.ngf, config.output_nc, nn.Tanh())
+            setattr(self, f"model{n}_1", nn.Sequential(*encoder))
+            setattr(self, f"model{n}_2", nn.Sequential(*decoder))
+        self.downsample = nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False)
+
+    def forward(self, one_hot: Tensor) -> Tensor:
+        """(B, label_nc, H, W) one-hot labels -> (B, 3, H, W) image in [-1, 1]."""
+        pyramid = [one_hot]
+        for _ in range(self.n_local_enhancers):
+            pyramid.append(self.downsample(pyramid[-1]))
+        features = self.model(pyramid[-1])
+        for n in range(1, self.n_local_enhancers + 1):
+            encoder = getattr(self, f"model{n}_1")
+            decoder = getattr(self, f"model{n}_2")
+            features = decoder(encoder(pyramid[self.n_local_enhancers - n]) + features)
+        return features
+
+
+def build_single_generator(config: SingleGConfig) -> nn.Module:
+    """The single-image generator described by ``config``."""
+    if config.kind == "global":
+        return GlobalGenerator(config)
+    if config.kind == "local":
+        return LocalEnhancer(config)
+    raise ValueError(f"single_g.kind must be 'global' or 'local', got {config.kind!r}")

@@ -1,0 +1,148 @@
+"""The training configuration: one validated dataclass, saved as JSON beside every checkpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from renderer.training.losses import GANLoss, LossWeights
+
+
+class ConfigError(ValueError):
+    """A configuration value that is out of range; the message names the field and what is allowed."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; `validate()` checks every field."""
+
+    # Data
+    datasets: list[str] = field(default_factory=list)
+    phase: str = "train"
+    crop_width: int = 256
+    crop_height: int = 128
+    load_width: int | None = None
+    flip: bool = True
+    t_step: int = 1
+    flow_cache_dir: str | None = None
+    dis_preset: str = "medium"
+    confidence_threshold: float = 0.05
+    num_workers: int = 0
+
+    # Generator
+    model: str = "lite"  # a preset name of renderer.model, or a path to a config.json
+    temporal: bool = True  # False: the frame-by-frame (pix2pixHD-style) baseline
+    init_from: str | None = None  # our checkpoint folder or an NVIDIA checkpoint folder (fine-tuning)
+    real_first_frames: int = 2
+
+    # Curriculum
+    steps_per_scale: int = 0
+    finest_alone_steps: int = 0
+    clip_length: int = 4
+    max_clip_length: int = 8
+    clip_double_every: int = 0
+
+    # Optimisation
+    steps: int = 1000
+    batch_size: int = 1
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    decay_start: int | None = None  # step at which the linear decay to 0 begins (default: half way)
+
+    # Losses and discriminators
+    gan_mode: str = "lsgan"
+    weights: LossWeights = field(default_factory=LossWeights)
+    vgg_weights: str | None = None
+    use_vgg: bool = True
+    d_channels: int = 64
+    d_layers: int = 3
+    d_scales: int = 2
+    temporal_strides: int = 2
+    temporal_frames: int = 3
+
+    # Engineering
+    out_dir: str = "runs/train"
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True  # only ever used on CUDA
+    log_every: int = 10
+    image_every: int = 200
+    save_every: int = 500
+    resume: bool = True
+
+    def validate(self) -> "TrainConfig":
+        """Raise ConfigError on the first bad field; return self."""
+        def need(condition: bool, name: str, allowed: str) -> None:
+            if not condition:
+                raise ConfigError(f"config field {name!r} = {getattr(self, name)!r}: must be {allowed}")
+
+        need(bool(self.datasets), "datasets", "a non-empty list of dataset folders")
+        need(self.crop_width >= 16 and self.crop_width % 8 == 0, "crop_width", "a multiple of 8, >= 16")
+        need(self.crop_height >= 16 and self.crop_height % 8 == 0, "crop_height", "a multiple of 8, >= 16")
+        need(self.load_width is None or self.load_width >= self.crop_width, "load_width", ">= crop_width or null")
+        need(self.t_step >= 1, "t_step", ">= 1")
+        need(self.dis_preset in ("ultrafast", "fast", "medium"), "dis_preset", "one of ultrafast, fast, medium")
+        need(0 < self.confidence_threshold <= 1, "confidence_threshold", "in (0, 1]")
+        need(self.num_workers >= 0, "num_workers", ">= 0")
+        need(self.real_first_frames in (1, 2), "real_first_frames", "1 or 2")
+        need(self.clip_length >= self.real_first_frames + 1 or not self.temporal, "clip_length",
+             f">= real_first_frames + 1 ({self.real_first_frames + 1}) for temporal training")
+        need(self.clip_length >= 1, "clip_length", ">= 1")
+        need(self.max_clip_length >= self.clip_length, "max_clip_length", ">= clip_length")
+        need(self.clip_double_every >= 0, "clip_double_every", ">= 0")
+        need(self.steps_per_scale >= 0, "steps_per_scale", ">= 0")
+        need(self.finest_alone_steps >= 0, "finest_alone_steps", ">= 0")
+        need(self.steps >= 1, "steps", ">= 1")
+        need(self.batch_size >= 1, "batch_size", ">= 1")
+        need(0 < self.lr < 1, "lr", "in (0, 1)")
+        need(0 <= self.beta1 < 1, "beta1", "in [0, 1)")
+        need(0 <= self.beta2 < 1, "beta2", "in [0, 1)")
+        need(self.decay_start is None or 0 <= self.decay_start <= self.steps, "decay_start", "in [0, steps] or null")
+        need(self.gan_mode in GANLoss.MODES, "gan_mode", f"one of {', '.join(GANLoss.MODES)}")
+        need(self.d_channels >= 4, "d_channels", ">= 4")
+        need(1 <= self.d_layers <= 5, "d_layers", "in 1..5")
+        need(1 <= self.d_scales <= 4, "d_scales", "in 1..4")
+        need(0 <= self.temporal_strides <= 3, "temporal_strides", "in 0..3")
+        need(self.temporal_frames >= 2, "temporal_frames", ">= 2")
+        need(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "device",
+             "auto, cpu, cuda or cuda:N")
+        need(self.log_every >= 1 and self.save_every >= 1 and self.image_every >= 1, "log_every",
+             "log_every, image_every and save_every all >= 1")
+        for name, value in dataclasses.asdict(self.weights).items():
+            if value < 0:
+                raise ConfigError(f"config field 'weights.{name}' = {value}: must be >= 0")
+        return self
+
+    @property
+    def effective_decay_start(self) -> int:
+        return self.steps // 2 if self.decay_start is None else self.decay_start
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2))
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        """Build and validate from a dict; unknown keys are an error naming the known ones."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ConfigError(f"unknown config field(s) {sorted(unknown)}; known: {sorted(known)}")
+        values = dict(values)
+        if isinstance(values.get("weights"), dict):
+            weight_fields = {f.name for f in dataclasses.fields(LossWeights)}
+            bad = set(values["weights"]) - weight_fields
+            if bad:
+                raise ConfigError(f"unknown loss weight(s) {sorted(bad)}; known: {sorted(weight_fields)}")
+            values["weights"] = LossWeights(**values["weights"])
+        return cls(**values).validate()
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TrainConfig":
+        return cls.from_dict(json.loads(Path(path).read_text()))

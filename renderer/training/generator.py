@@ -1,0 +1,198 @@
+"""The generator as training sees it: renderer.model's Vid2VidGenerator behind one forward.
+
+`forward(labels, prev, active_scales)`:
+  - temporal model, `prev` given: the composite scales (coarsest `active_scales` of them) on the
+    stacked labels of t-2..t and the two previous outputs; returns image, raw, flow, weight.
+  - temporal model, `prev=None`: the single-image generator on the current frame (first frames).
+  - frame-by-frame baseline (`temporal=False`): the same composite generator with its temporal path
+    off: previous outputs are zeros, the label stack is the current frame repeated, and the output is
+    the hallucinated image alone (no flow, no warping) - pix2pixHD-style, one frame at a time.
+One `forward` per backward keeps DistributedDataParallel happy.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from renderer.checkpoint import (
+    is_our_checkpoint,
+    load_checkpoint,
+    load_nvidia_checkpoint,
+    read_config,
+    save_checkpoint,
+    strict_load,
+)
+from renderer.model.config import GeneratorConfig, preset
+from renderer.model.generator import Vid2VidGenerator, build_generator
+from renderer.model.inputs import build_pyramid, one_hot_labels
+
+log = logging.getLogger(__name__)
+
+
+class GeneratorOutput(NamedTuple):
+    """One generated frame: image (B, 3, H, W) in [-1, 1]; raw, flow (px), weight or None;
+    `scale_images` every active scale's image, coarsest first (the next frame's per-scale history)."""
+
+    image: Tensor
+    raw: Tensor | None
+    flow: Tensor | None
+    weight: Tensor | None
+    scale_images: list[Tensor] | None = None
+
+
+def resolve_model_config(model: str, temporal: bool) -> GeneratorConfig:
+    """A preset name or a config.json path -> GeneratorConfig (the baseline drops the single-image G)."""
+    path = Path(model)
+    if path.suffix == ".json" and path.is_file():
+        document = json.loads(path.read_text())
+        config = GeneratorConfig.from_dict(document.get("generator", document))
+    else:
+        config = preset(model)
+    if not temporal:
+        config = config.replace(single_g=None)
+    return config
+
+
+class TrainableGenerator(nn.Module):
+    """Wraps a Vid2VidGenerator for training (see module docstring)."""
+
+    def __init__(self, net: Vid2VidGenerator, temporal: bool = True) -> None:
+        super().__init__()
+        self.net = net
+        self.temporal = temporal
+        # Training normalises per frame as inference does (NVIDIA's BN never leaves training mode).
+        self.net.set_norm_mode("frame")
+
+    @classmethod
+    def build(cls, model: str = "lite", temporal: bool = True, init_from: str | None = None,
+              seed: int | None = None) -> "TrainableGenerator":
+        """From a preset / config.json, optionally initialised from our or NVIDIA's checkpoint folder."""
+        if init_from is None:
+            return cls(build_generator(resolve_model_config(model, temporal), seed=seed), temporal)
+        folder = Path(init_from)
+        net = load_checkpoint(folder) if is_our_checkpoint(folder) else load_nvidia_checkpoint(folder)
+        if not temporal and net.single_g is not None:
+            net = _without_single(net)
+        log.info("fine-tuning from %s", folder)
+        return cls(net.train(), temporal)
+
+    # ---------------------------------------------------------------- facts
+    @property
+    def config(self) -> GeneratorConfig:
+        return self.net.config
+
+    @property
+    def label_channels(self) -> int:
+        return self.config.label_channels
+
+    @property
+    def n_frames(self) -> int:
+        return self.config.n_frames
+
+    @property
+    def num_scales(self) -> int:
+        return self.config.n_scales
+
+    @property
+    def size_multiple(self) -> int:
+        return self.config.size_multiple
+
+    @property
+    def has_single(self) -> bool:
+        """Whether `forward(labels, None)` trains something (single-image G, or the baseline itself)."""
+        return self.net.single_g is not None or not self.temporal
+
+    def encode_labels(self, label_ids: Tensor, edges: Tensor) -> Tensor:
+        """(N, H, W) labelIds and (N, 1, H, W) instance edges -> (N, label_channels, H, W) float."""
+        if int(label_ids.max()) >= self.config.label_nc:
+            raise ValueError(f"label id {int(label_ids.max())} >= label_nc {self.config.label_nc}: "
+                             "label maps must hold Cityscapes labelIds (0..33)")
+        one_hot = one_hot_labels(label_ids, self.config.label_nc)
+        return torch.cat([one_hot, edges.to(one_hot.dtype)], 1) if self.config.use_instance else one_hot
+
+    # ---------------------------------------------------------------- forward
+    def forward(self, labels: Tensor, prev: Tensor | list[Tensor] | None,
+                active_scales: int | None = None) -> GeneratorOutput:
+        """labels (B, n_frames*C, H, W) stacked oldest first (or (B, C, H, W) when prev is None);
+        prev: per active scale (coarsest first) the stacked previous outputs of that scale, as
+        NVIDIA's code and the renderer keep them, or one finest-scale tensor to pyramid."""
+        active = self.num_scales if active_scales is None else active_scales
+        channels = self.label_channels
+        if prev is None:
+            current = labels[:, -channels:]
+            if self.temporal:
+                image = self.net.first_frame(current[:, :self.config.label_nc])
+                return GeneratorOutput(image, None, None, None, build_pyramid(image, active)[::-1])
+            stack = current.repeat(1, self.n_frames, 1, 1)
+            zeros = stack.new_zeros(stack.shape[0], self.config.prev_output_nc, *stack.shape[2:])
+            outs = self._scales(stack, build_pyramid(zeros, active)[::-1], active, use_raw_only=True)
+            return GeneratorOutput(outs[-1].raw, None, None, None, [o.raw for o in outs])
+        if not self.temporal:
+            raise ValueError("the frame-by-frame baseline takes no previous frames")
+        prev_stacks = build_pyramid(prev, active)[::-1] if isinstance(prev, Tensor) else list(prev)
+        if len(prev_stacks) != active:
+            raise ValueError(f"expected previous outputs for {active} scales, got {len(prev_stacks)}")
+        outs = self._scales(labels, prev_stacks, active, use_raw_only=False)
+        out = outs[-1]
+        return GeneratorOutput(out.image, out.raw, out.flow, out.weight, [o.image for o in outs])
+
+    def _scales(self, labels: Tensor, prev_stacks: list[Tensor], active: int, use_raw_only: bool):
+        """The coarsest `active` scales; labels at the finest active scale's resolution."""
+        from renderer.model.composite import fg_mask
+
+        label_pyramid = build_pyramid(labels, active)[::-1]
+        coarse = None
+        outputs = []
+        for scale in range(active):
+            mask = fg_mask(label_pyramid[scale], self.config) if self.config.use_fg else None
+            coarse = self.net.scales[scale](label_pyramid[scale], prev_stacks[scale], mask, coarse, use_raw_only)
+            outputs.append(coarse)
+        return outputs
+
+    def frozen_parameters(self, active_scales: int, finest_alone: bool) -> list[nn.Parameter]:
+        """Parameters that must not change at this curriculum stage."""
+        frozen: list[nn.Parameter] = []
+        for scale, module in enumerate(self.net.scales):
+            if scale >= active_scales or (finest_alone and scale < active_scales - 1):
+                frozen += list(module.parameters())
+        if finest_alone and self.net.single_g is not None:
+            frozen += list(self.net.single_g.parameters())
+        return frozen
+
+    # ---------------------------------------------------------------- files
+    def save(self, folder: str | Path, extra: dict[str, Any] | None = None) -> Path:
+        """Our checkpoint format; metadata records whether the temporal path is on."""
+        metadata = {"temporal": self.temporal, **(extra or {})}
+        return save_checkpoint(self.net, folder, metadata)
+
+    def load_weights(self, folder: str | Path) -> None:
+        """Strictly load the weights of one of our checkpoint folders into this generator."""
+        from safetensors.torch import load_file
+
+        from renderer.checkpoint import WEIGHTS_FILE
+
+        config, _ = read_config(folder)
+        if config != self.config:
+            raise ValueError(f"checkpoint {folder} has generator config {config}, this run uses {self.config}")
+        strict_load(self.net, load_file(str(Path(folder) / WEIGHTS_FILE)), str(folder))
+
+
+def _without_single(net: Vid2VidGenerator) -> Vid2VidGenerator:
+    config = net.config.replace(single_g=None)
+    stripped = Vid2VidGenerator(config)
+    state = {k: v for k, v in net.state_dict().items() if not k.startswith("single_g.")}
+    stripped.load_state_dict(state)
+    return stripped
+
+
+def load_trainable(folder: str | Path, device: str | torch.device = "cpu") -> TrainableGenerator:
+    """One of our checkpoints as a TrainableGenerator (its metadata says temporal or baseline)."""
+    _, metadata = read_config(folder)
+    net = load_checkpoint(folder, device)
+    return TrainableGenerator(net, bool(metadata.get("temporal", True))).to(device)

@@ -1,0 +1,520 @@
+"""The render worker: serves a SequentialRenderer per client session over ZeroMQ (protocol v1).
+
+Run it as `python -m renderer.worker --checkpoint CKPT --bind tcp://127.0.0.1:PORT` or
+`carla-neural worker ...`. Two threads:
+
+- the I/O thread owns the ROUTER socket. It checks every message (`renderer.protocol.decode`),
+  answers PING at once (even while a frame renders, so a heartbeat tells "busy" from "hung"),
+  keeps the session table, enforces the caps and queue bounds, and forwards replies;
+- the render thread owns the renderer states (one per session) and runs them in arrival order,
+  handing replies back over an inproc socket.
+
+Nothing here imports torch at module level, so clients can import the constants cheaply.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import logging
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol
+from urllib.parse import urlsplit
+
+import numpy as np
+import zmq
+
+from renderer import protocol
+from renderer.protocol import ErrorCode, Flag, Limits, MsgType, ProtocolError
+
+log = logging.getLogger(__name__)
+
+# The supervisor waits for this line on the worker's stdout: "<prefix> endpoint=... pid=...".
+READY_PREFIX = "carla-neural worker ready:"
+_INPROC = "inproc://render-results"
+_LOGGED_REFUSALS = 50  # refused messages logged one by one; later ones only counted
+
+
+class SessionRenderer(Protocol):
+    """What the worker needs of a renderer state: renderer.sequential.SequentialRenderer."""
+
+    def step(self, label_ids: np.ndarray, instance_ids: np.ndarray | None = None) -> np.ndarray: ...
+
+    def reset(self) -> None: ...
+
+
+RendererFactory = Callable[[], SessionRenderer]
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """Everything the worker process is told on its command line."""
+
+    checkpoint: str
+    bind: str = "tcp://127.0.0.1:5555"
+    engine: str = "torch"
+    device: str = "auto"
+    allow_remote: bool = False
+    max_sessions: int = 8
+    session_ttl_s: float = 300.0
+    max_pending_per_session: int = 4
+    max_queue: int = 32
+    hwm: int = 64
+    limits: Limits = field(default_factory=Limits)
+    size: tuple[int, int] | None = None  # working (W, H); None: each session's first frame's size
+    parent_pid: int | None = None
+
+
+class BindRefused(ValueError):
+    """The bind address is not loopback and remote access was not asked for."""
+
+
+def check_bind(endpoint: str, allow_remote: bool) -> None:
+    """Refuse a non-loopback tcp bind unless allow_remote; warn when it is allowed."""
+    parts = urlsplit(endpoint)
+    if parts.scheme in ("ipc", "inproc"):
+        return
+    if parts.scheme != "tcp":
+        raise BindRefused(f"cannot bind {endpoint!r}: use tcp://HOST:PORT, ipc://PATH or inproc://NAME")
+    host = parts.hostname or ""
+    loopback = host == "localhost"
+    if not loopback:
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+    if loopback:
+        return
+    if not allow_remote:
+        raise BindRefused(
+            f"refusing to bind {endpoint}: {host or '*'} is not a loopback address. The protocol has "
+            "no authentication or encryption; pass --allow-remote to expose the worker anyway, or bind "
+            "tcp://127.0.0.1:PORT and reach it through an SSH tunnel")
+    log.warning("worker bound to non-loopback %s: anyone who can reach it can use it "
+                "(no authentication, no encryption)", endpoint)
+
+
+@dataclass
+class _Session:
+    identity: bytes
+    last_seen: float
+    pending: int = 0
+
+
+@dataclass
+class _Job:
+    kind: str  # "render", "reset" or "drop"
+    identity: bytes
+    session_id: int
+    seq: int = 0
+    frame_id: int = 0
+    flags: int = 0
+    label_ids: np.ndarray | None = None
+    instance_ids: np.ndarray | None = None
+
+
+class Worker:
+    """Serves renderer states to many client sessions on one ROUTER socket."""
+
+    def __init__(self, config: WorkerConfig, renderer_factory: RendererFactory, *,
+                 facts: dict[str, Any] | None = None, context: zmq.Context | None = None) -> None:
+        self.config = config
+        self._factory = renderer_factory
+        self._facts = dict(facts or {})
+        self._label_classes = int(self._facts.get("label_classes", 256))
+        self._context = context or zmq.Context.instance()
+        self._sessions: dict[int, _Session] = {}
+        self._jobs: queue.Queue[_Job | None] = queue.Queue()
+        self._outstanding = 0
+        self._busy_since: float | None = None
+        self._started = time.monotonic()
+        self._router: zmq.Socket | None = None
+        self._results: zmq.Socket | None = None
+        self._render_thread: threading.Thread | None = None
+        self.endpoint: str | None = None
+        self.counters = {"requests": 0, "errors": 0, "frames": 0, "expired": 0}
+        self._reported_errors = 0
+        self._last_report = time.monotonic()
+
+    def bind(self) -> str:
+        """Bind the ROUTER socket; return the concrete endpoint (a `*` port resolved)."""
+        check_bind(self.config.bind, self.config.allow_remote)
+        router = self._context.socket(zmq.ROUTER)
+        router.setsockopt(zmq.LINGER, 0)
+        router.setsockopt(zmq.RCVHWM, self.config.hwm)
+        router.setsockopt(zmq.SNDHWM, self.config.hwm)
+        # libzmq drops a peer that sends a frame above this, before we allocate for it.
+        router.setsockopt(zmq.MAXMSGSIZE, self.config.limits.max_frame_bytes() + 4096)
+        router.bind(self.config.bind)
+        self._router = router
+        self._results = self._context.socket(zmq.PULL)
+        self._results.setsockopt(zmq.LINGER, 0)
+        self._results.bind(_INPROC + f"-{id(self)}")
+        self.endpoint = router.getsockopt_string(zmq.LAST_ENDPOINT)
+        return self.endpoint
+
+    def serve(self, stop: threading.Event) -> None:
+        """Run the I/O loop until `stop` is set (or the parent process goes away)."""
+        if self._router is None:
+            self.bind()
+        assert self._router is not None and self._results is not None
+        self._render_thread = threading.Thread(target=self._render_loop, name="render", daemon=True)
+        self._render_thread.start()
+        poller = zmq.Poller()
+        poller.register(self._router, zmq.POLLIN)
+        poller.register(self._results, zmq.POLLIN)
+        next_sweep = time.monotonic() + 1.0
+        try:
+            while not stop.is_set():
+                for sock, _event in poller.poll(200):
+                    if sock is self._router:
+                        self._drain_router()
+                    else:
+                        self._drain_results()
+                now = time.monotonic()
+                if now >= next_sweep:
+                    next_sweep = now + 1.0
+                    self._expire_sessions(now)
+                    self._report_refusals(now)
+                    if self.config.parent_pid and os.getppid() != self.config.parent_pid:
+                        log.warning("parent process %d is gone; worker stops", self.config.parent_pid)
+                        break
+        finally:
+            self._jobs.put(None)
+            self._render_thread.join(timeout=2.0)
+
+    def close(self) -> None:
+        """Close the sockets."""
+        for sock in (self._router, self._results):
+            if sock is not None:
+                sock.close(linger=0)
+        self._router = self._results = None
+
+    # --- I/O thread -------------------------------------------------------------------------
+
+    def _drain_router(self) -> None:
+        assert self._router is not None
+        for _ in range(self.config.hwm):
+            try:
+                parts = self._router.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            identity = parts[0].bytes
+            self.counters["requests"] += 1
+            try:
+                self._handle(identity, parts[1:])
+            except ProtocolError as error:
+                self.counters["errors"] += 1
+                # A flood of bad messages must not become a flood of log lines: the first ones are
+                # logged, the rest counted and summed up once a minute by _report_refusals.
+                level = logging.INFO if self.counters["errors"] <= _LOGGED_REFUSALS else logging.DEBUG
+                log.log(level, "refused a message from peer %s: %s", identity.hex(), error)
+                self._send(identity, protocol.error_reply(error))
+
+    def _send(self, identity: bytes, frames: list[Any]) -> None:
+        assert self._router is not None
+        try:
+            # ROUTER drops (never blocks) when the peer's queue is at its HWM or the peer is gone.
+            self._router.send_multipart([identity, *frames], copy=False, flags=zmq.NOBLOCK)
+        except zmq.Again:
+            log.debug("reply to peer %s dropped: its queue is full", identity.hex())
+
+    def _handle(self, identity: bytes, frames: list[zmq.Frame]) -> None:
+        message = protocol.decode(frames, self.config.limits, expect=protocol.REQUEST_TYPES)
+        ids = {"session_id": message.session_id, "seq": message.seq, "frame_id": message.frame_id}
+        now = time.monotonic()
+        session = self._sessions.get(message.session_id)
+        if session is not None:
+            session.identity = identity
+            session.last_seen = now
+        if message.msg_type == MsgType.PING:
+            self._send(identity, protocol.encode(MsgType.PONG, session_id=message.session_id,
+                                                 seq=message.seq, text=json.dumps(self.facts())))
+            return
+        if message.session_id == 0:
+            raise ProtocolError(ErrorCode.BAD_VALUE, "session id 0 is reserved; pick a random nonzero "
+                                "64-bit id", **ids)
+        if message.msg_type == MsgType.BYE:
+            if self._sessions.pop(message.session_id, None) is not None:
+                self._jobs.put(_Job("drop", identity, message.session_id))
+            self._send(identity, protocol.encode(MsgType.ACK, session_id=message.session_id, seq=message.seq))
+            return
+        starts_sequence = message.msg_type == MsgType.RESET or bool(message.flags & Flag.RESET)
+        label_ids = instance_ids = None
+        if message.msg_type == MsgType.RENDER:
+            label_ids, instance_ids = protocol.check_render_request(message)
+            top = int(label_ids.max())
+            if top >= self._label_classes:
+                raise ProtocolError(ErrorCode.BAD_VALUE, f"label id {top} is outside the model's "
+                                    f"0..{self._label_classes - 1}; send Cityscapes labelIds", **ids)
+        elif message.arrays:
+            raise ProtocolError(ErrorCode.BAD_FRAME_COUNT, f"{message.msg_type.name} carries no arrays", **ids)
+        if session is None:
+            if not starts_sequence:
+                raise ProtocolError(ErrorCode.UNKNOWN_SESSION, f"session {message.session_id:#x} is not "
+                                    "held here (expired, ended or the worker restarted); start it again "
+                                    "with RESET or a RENDER flagged RESET", **ids)
+            session = self._open_session(message.session_id, identity, now, ids)
+        if session.pending >= self.config.max_pending_per_session:
+            raise ProtocolError(ErrorCode.BUSY, f"session already has {session.pending} requests queued "
+                                f"(max {self.config.max_pending_per_session}); wait for replies", **ids)
+        if self._outstanding >= self.config.max_queue:
+            raise ProtocolError(ErrorCode.BUSY, f"worker queue is full ({self._outstanding} requests, max "
+                                f"{self.config.max_queue}); retry later", **ids)
+        kind = "reset" if message.msg_type == MsgType.RESET else "render"
+        session.pending += 1
+        self._outstanding += 1
+        self._jobs.put(_Job(kind, identity, message.session_id, message.seq, message.frame_id,
+                            message.flags, label_ids, instance_ids))
+
+    def _open_session(self, session_id: int, identity: bytes, now: float, ids: dict[str, int]) -> _Session:
+        if len(self._sessions) >= self.config.max_sessions:
+            self._expire_sessions(now)
+        if len(self._sessions) >= self.config.max_sessions:
+            raise ProtocolError(ErrorCode.TOO_MANY_SESSIONS, f"worker holds {len(self._sessions)} sessions "
+                                f"(max {self.config.max_sessions}); end one with BYE or start the worker "
+                                "with a larger --max-sessions", **ids)
+        session = _Session(identity=identity, last_seen=now)
+        self._sessions[session_id] = session
+        log.info("session %#x opened (%d held)", session_id, len(self._sessions))
+        return session
+
+    def _expire_sessions(self, now: float) -> None:
+        ttl = self.config.session_ttl_s
+        for session_id, session in list(self._sessions.items()):
+            if session.pending == 0 and now - session.last_seen > ttl:
+                del self._sessions[session_id]
+                self._jobs.put(_Job("drop", session.identity, session_id))
+                self.counters["expired"] += 1
+                log.info("session %#x expired after %.0f s without a message", session_id, ttl)
+
+    def _report_refusals(self, now: float) -> None:
+        if now - self._last_report < 60.0:
+            return
+        refused = self.counters["errors"] - self._reported_errors
+        if refused and self.counters["errors"] > _LOGGED_REFUSALS:
+            log.warning("refused %d bad messages in the last %.0f s", refused, now - self._last_report)
+        self._reported_errors = self.counters["errors"]
+        self._last_report = now
+
+    def _drain_results(self) -> None:
+        assert self._results is not None
+        while True:
+            try:
+                parts = self._results.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            identity, session_frame, *reply = parts
+            self._outstanding -= 1
+            session = self._sessions.get(int.from_bytes(session_frame.bytes, "little"))
+            if session is not None:
+                # max(): a session ended and reopened under the same id may see its old replies.
+                session.pending = max(0, session.pending - 1)
+            self._send(identity.bytes, reply)
+
+    def facts(self) -> dict[str, Any]:
+        """What a PONG tells a client: protocol, model facts, load and limits."""
+        busy_since = self._busy_since
+        return {
+            **self._facts,
+            "protocol": protocol.VERSION,
+            "pid": os.getpid(),
+            "endpoint": self.endpoint,
+            "engine": self.config.engine,
+            "device": self._facts.get("device", self.config.device),
+            "sessions": len(self._sessions),
+            "max_sessions": self.config.max_sessions,
+            "queued": self._outstanding,
+            "max_queue": self.config.max_queue,
+            "max_pending_per_session": self.config.max_pending_per_session,
+            "session_ttl_s": self.config.session_ttl_s,
+            "busy_s": 0.0 if busy_since is None else round(time.monotonic() - busy_since, 3),
+            "uptime_s": round(time.monotonic() - self._started, 3),
+            "frames": self.counters["frames"],
+            "limits": asdict(self.config.limits),
+        }
+
+    # --- render thread ----------------------------------------------------------------------
+
+    def _render_loop(self) -> None:
+        push = self._context.socket(zmq.PUSH)
+        push.setsockopt(zmq.LINGER, 0)
+        push.connect(_INPROC + f"-{id(self)}")
+        states: dict[int, SessionRenderer] = {}
+        try:
+            while True:
+                job = self._jobs.get()
+                if job is None:
+                    return
+                if job.kind == "drop":
+                    states.pop(job.session_id, None)
+                    continue
+                self._busy_since = time.monotonic()
+                try:
+                    reply = self._run_job(job, states)
+                finally:
+                    self._busy_since = None
+                push.send_multipart([job.identity, job.session_id.to_bytes(8, "little"), *reply], copy=False)
+        finally:
+            push.close(linger=0)
+
+    def _run_job(self, job: _Job, states: dict[int, SessionRenderer]) -> list[Any]:
+        ids = {"session_id": job.session_id, "seq": job.seq, "frame_id": job.frame_id}
+        try:
+            state = states.get(job.session_id)
+            if state is None:
+                state = states[job.session_id] = self._factory()
+            elif job.kind == "reset" or job.flags & Flag.RESET:
+                state.reset()
+            if job.kind == "reset":
+                return protocol.encode(MsgType.ACK, session_id=job.session_id, seq=job.seq)
+            started = time.perf_counter()
+            rgb = state.step(job.label_ids, job.instance_ids)
+            render_us = int((time.perf_counter() - started) * 1e6)
+            assert job.label_ids is not None
+            if not (isinstance(rgb, np.ndarray) and rgb.dtype == np.uint8 and rgb.shape == (*job.label_ids.shape, 3)):
+                raise RuntimeError(f"renderer returned {getattr(rgb, 'shape', type(rgb))} "
+                                   f"{getattr(rgb, 'dtype', '')}, expected {(*job.label_ids.shape, 3)} uint8")
+            self.counters["frames"] += 1
+            no_image = bool(job.flags & Flag.NO_IMAGE)
+            return protocol.encode(MsgType.RENDER_REPLY, session_id=job.session_id, seq=job.seq,
+                                   frame_id=job.frame_id, flags=int(Flag.NO_IMAGE) if no_image else 0,
+                                   aux=min(render_us, 0xFFFFFFFF), arrays=() if no_image else [rgb])
+        except Exception as exc:  # the renderer failing on one frame must not take the worker down
+            log.error("render failed for session %#x frame %d:\n%s", job.session_id, job.frame_id,
+                      traceback.format_exc())
+            return protocol.error_reply(ProtocolError(ErrorCode.RENDER_FAILED,
+                                                      f"{type(exc).__name__}: {exc}", **ids))
+
+
+def model_renderer_factory(checkpoint: str, engine: str, device: str,
+                           size: tuple[int, int] | None = None) -> tuple[RendererFactory, dict[str, Any]]:
+    """Load the checkpoint once and return a factory of per-session renderer states and model facts."""
+    # torch is imported here, not at module level
+    from renderer.loading import load_renderer
+    from renderer.sequential import SequentialRenderer
+
+    first = load_renderer(checkpoint, engine=engine, device=device, size=size)
+    working_size = first.size
+    spare: list[SessionRenderer] = [first]
+
+    def factory() -> SessionRenderer:
+        if spare:
+            return spare.pop()
+        # Sessions share the weights and the engine; only the temporal state is per session.
+        return SequentialRenderer(first.generator, first.device, working_size, engine=first.engine,
+                                  start=first.start)
+
+    config = first.config
+    facts = {
+        "checkpoint": str(checkpoint),
+        "device": str(first.device),
+        "label_classes": int(config.label_nc),
+        # What a client resends to rebuild a session: the n_frames - 1 previous frames.
+        "history_frames": int(config.n_frames) - 1,
+        "working_size": None if working_size is None else list(working_size),
+    }
+    return factory, facts
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'512x256' -> (512, 256); ValueError naming the expected form otherwise."""
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"size must look like 512x256, got {text!r}") from None
+    if width < 1 or height < 1:
+        raise ValueError(f"size must be positive, got {text!r}")
+    return width, height
+
+
+def _size_argument(text: str) -> tuple[int, int]:
+    try:
+        return parse_size(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _parse_args(argv: list[str] | None) -> WorkerConfig:
+    parser = argparse.ArgumentParser(prog="python -m renderer.worker", description=__doc__.split("\n")[0])
+    parser.add_argument("--checkpoint", required=True, help="checkpoint folder, NVIDIA folder or 'bundled'")
+    parser.add_argument("--bind", default="tcp://127.0.0.1:5555", help="ZeroMQ endpoint (port * picks a free one)")
+    parser.add_argument("--engine", default="torch")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--allow-remote", action="store_true", help="allow a non-loopback bind")
+    parser.add_argument("--max-sessions", type=int, default=8)
+    parser.add_argument("--session-ttl", type=float, default=300.0, help="seconds of silence that end a session")
+    parser.add_argument("--max-pending", type=int, default=4, help="queued requests per session")
+    parser.add_argument("--max-queue", type=int, default=32, help="queued requests in all")
+    parser.add_argument("--hwm", type=int, default=64, help="ZeroMQ high-water mark, messages each way")
+    parser.add_argument("--max-side", type=int, default=Limits.max_side)
+    parser.add_argument("--max-pixels", type=int, default=Limits.max_pixels)
+    parser.add_argument("--size", type=_size_argument, default=None,
+                        help="working size WxH the model renders at (inputs are resized to it)")
+    parser.add_argument("--parent-pid", type=int, default=None, help="exit when this process is gone")
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return WorkerConfig(checkpoint=args.checkpoint, bind=args.bind, engine=args.engine, device=args.device,
+                        allow_remote=args.allow_remote, max_sessions=args.max_sessions,
+                        session_ttl_s=args.session_ttl, max_pending_per_session=args.max_pending,
+                        max_queue=args.max_queue, hwm=args.hwm, parent_pid=args.parent_pid, size=args.size,
+                        limits=Limits(max_side=args.max_side, max_pixels=args.max_pixels))
+
+
+def run(config: WorkerConfig, *, factory: tuple[RendererFactory, dict[str, Any]] | None = None) -> int:
+    """Load the model, bind, print the ready line and serve until SIGTERM/SIGINT; return an exit code."""
+    try:
+        check_bind(config.bind, config.allow_remote)
+    except BindRefused as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if factory is None:
+        if config.checkpoint != "bundled" and not Path(config.checkpoint).exists():
+            print(f"error: checkpoint not found: {config.checkpoint} (give a folder with config.json and "
+                  "model.safetensors, an NVIDIA checkpoint folder, or 'bundled')", file=sys.stderr)
+            return 2
+        try:
+            factory = model_renderer_factory(config.checkpoint, config.engine, config.device, config.size)
+        except Exception as exc:
+            log.debug("load failed", exc_info=True)
+            print(f"error: cannot load checkpoint {config.checkpoint}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return 4
+    worker = Worker(config, factory[0], facts=factory[1])
+    try:
+        endpoint = worker.bind()
+    except zmq.ZMQError as exc:
+        print(f"error: cannot bind {config.bind}: {exc}", file=sys.stderr)
+        worker.close()
+        return 3
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    facts = worker.facts()
+    print(f"{READY_PREFIX} endpoint={endpoint} pid={os.getpid()} protocol={protocol.VERSION} "
+          f"engine={config.engine} device={facts['device']}", flush=True)
+    try:
+        worker.serve(stop)
+    finally:
+        worker.close()
+    log.info("worker stopped after %d frames", worker.counters["frames"])
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `python -m renderer.worker`."""
+    return run(_parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

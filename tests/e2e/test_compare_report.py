@@ -1,0 +1,106 @@
+"""`carla-neural compare` as a user runs it, and its HTML report in headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from carla_neural.compare.plots import NEURAL_COLOR, RAW_COLOR
+from carla_neural.compare.synthetic import write_synthetic_run
+
+CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")
+                 if shutil.which(name)), None)
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="needs chromium (apt-get install chromium)")
+
+
+def carla_neural(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    """Run the installed `carla-neural` entry point of this venv."""
+    script = Path(sys.executable).parent / "carla-neural"
+    return subprocess.run([str(script), *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> tuple[Path, Path, subprocess.CompletedProcess]:
+    base = tmp_path_factory.mktemp("e2e_compare")
+    run = write_synthetic_run(base / "run", frames=5)
+    out = base / "report"
+    completed = carla_neural("compare", str(run), "--out", str(out))
+    assert completed.returncode == 0, completed.stderr
+    return run, out, completed
+
+
+def test_compare_writes_metrics_report_and_plots(report):
+    run, out, completed = report
+    summary_line = completed.stdout.strip().splitlines()[-1]
+    assert summary_line.startswith("compare: 5 frames")
+    assert str(out / "metrics.json") in summary_line and str(out / "report.html") in summary_line
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["warping_error"]["raw"] < metrics["warping_error"]["neural"]
+    assert metrics["fid"]["neural_vs_raw"] > 0 and "neural_vs_raw" in metrics["kid"]
+    assert {row["name"] for row in metrics["class_colors"]} == {"road", "building", "sky", "car"}
+    assert sorted(path.name for path in (out / "plots").iterdir()) == [
+        "class_colors.png", "fid_kid.png", "per_frame.png"]
+    assert "frames" in completed.stderr  # the progress bar
+
+
+def test_missing_inputs_fail_with_the_file_and_the_fix(tmp_path):
+    run = write_synthetic_run(tmp_path / "run", frames=3, png=("raw", "neural"))
+    completed = carla_neural("compare", str(run), "--metrics", "warp,color")
+    assert completed.returncode != 0
+    assert "frames/flow/000100.png" in completed.stderr and "cameras.sensors include 'flow'" in completed.stderr
+    assert "frames/label_ids/000100.png" in completed.stderr and "--png" in completed.stderr
+    assert "Traceback" not in completed.stderr
+    bad = carla_neural("compare", str(run), "--metrics", "warp,speed")
+    assert bad.returncode == 2 and "speed" in bad.stderr and "warp,tof,fid,color" in bad.stderr
+
+
+def _chromium(*args: str, user_dir: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                           f"--user-data-dir={user_dir}", *args], capture_output=True, text=True, timeout=90)
+
+
+def _pixels_near(image_rgb: np.ndarray, hex_colour: str, tolerance: int = 12) -> int:
+    target = np.array([int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)])
+    return int((np.abs(image_rgb.astype(int) - target).max(axis=-1) <= tolerance).sum())
+
+
+@needs_chromium
+def test_report_renders_with_its_plots_in_headless_chromium(report, tmp_path):
+    _, out, _ = report
+    shot = tmp_path / "report.png"
+    completed = _chromium("--window-size=1000,3600", f"--screenshot={shot}",
+                          (out / "report.html").as_uri(), user_dir=tmp_path / "profile")
+    assert shot.is_file(), completed.stderr[-2000:]
+    image = cv2.cvtColor(cv2.imread(str(shot)), cv2.COLOR_BGR2RGB)
+    # The plots draw raw in blue and neural in red; an empty or broken image would show neither.
+    assert _pixels_near(image, RAW_COLOR) > 500
+    assert _pixels_near(image, NEURAL_COLOR) > 500
+    # Three plot images, each decoded to a real size (a broken data URI renders 0 x 0 or an icon).
+    dom = _chromium("--virtual-time-budget=3000", "--dump-dom", (out / "report.html").as_uri(),
+                    user_dir=tmp_path / "profile").stdout
+    for plot_id in ("plot-per-frame", "plot-class-colors", "plot-fid-kid"):
+        assert f'id="{plot_id}"' in dom
+
+
+@needs_chromium
+def test_side_by_side_video_of_the_report_plays_in_chromium(report, tmp_path):
+    run, out, _ = report
+    html = (out / "report.html").read_text()
+    video_src = html.split('<video id="side-by-side"')[1].split('src="')[1].split('"')[0]
+    probe = out / "video_probe.html"
+    probe.write_text(
+        f'<video id="v" muted src="{video_src}"></video><p id="o">pending</p><script>'
+        "const v=document.getElementById('v'), o=document.getElementById('o');"
+        "v.onloadeddata=()=>{o.textContent='loaded '+v.videoWidth+'x'+v.videoHeight};"
+        "v.onerror=()=>{o.textContent='error '+v.error.code};</script>")
+    dom = _chromium("--virtual-time-budget=5000", "--dump-dom", probe.as_uri(), user_dir=tmp_path / "profile").stdout
+    assert "loaded 384x64" in dom, dom[-500:]  # raw | labels | neural, 128 x 64 each

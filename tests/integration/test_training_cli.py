@@ -1,0 +1,44 @@
+"""`carla-neural train` as a user runs it: a short run and a clear error for a bad option."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from carla_neural.dataset_export import ExportConfig, export_dataset
+from renderer.model.config import GeneratorConfig, SingleGConfig
+
+CLI = str(Path(sys.executable).parent / "carla-neural")
+TINY = GeneratorConfig(ngf=8, n_downsampling=2, n_blocks=1, n_blocks_local=1, n_scales=2,
+                       single_g=SingleGConfig(ngf=4, n_downsampling=2, n_blocks=1))
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=300,
+                          env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+
+
+@pytest.mark.slow
+def test_train_cli_trains_and_rejects_bad_sizes(tmp_path) -> None:
+    data = tmp_path / "data"
+    export_dataset(ExportConfig(out=str(data), world="builtin", sequences=1, frames=5, width=64, height=32, seed=2,
+                                warmup=2))
+    model = tmp_path / "tiny.json"
+    model.write_text(json.dumps({"generator": TINY.to_dict()}))
+    out = tmp_path / "run"
+    common = ["train", "--data", str(data), "--out", str(out), "--model", str(model), "--size", "64x32",
+              "--clip-length", "3", "--max-clip-length", "3", "--device", "cpu", "--l1", "10"]
+    first = _run(*common, "--steps", "1")
+    assert first.returncode == 0, first.stderr
+    assert "trained steps 0..1" in first.stdout
+    assert (out / "generator" / "model.safetensors").is_file()
+    saved = json.loads((out / "train_config.json").read_text())
+    assert saved["weights"]["l1"] == 10.0 and saved["crop_width"] == 64
+
+    bad = _run("train", "--data", str(data), "--out", str(tmp_path / "bad"), "--size", "60x30")
+    assert bad.returncode != 0
+    assert "crop_width" in bad.stderr and "multiple of 8" in bad.stderr

@@ -1,0 +1,81 @@
+"""A scenario mapped onto the built-in world and onto drive's options."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from carla_neural.sources.world import WEATHER_PRESETS
+from scenarios.mapping import nearest_builtin_weather, world_config
+from scenarios.runner import builtin_scenarios, drive_scenario, read_scenario
+from scenarios.schema import ScenarioError, WeatherParameters, parse_scenario
+
+
+def test_every_builtin_scenario_has_a_builtin_world_counterpart() -> None:
+    layouts = {}
+    for name in builtin_scenarios():
+        scenario = read_scenario(name)
+        config = world_config(scenario)
+        layouts[name] = config.layout
+        assert (config.width, config.height, config.fov_deg) == (
+            scenario.cameras.width, scenario.cameras.height, scenario.cameras.fov)
+        assert config.weather == nearest_builtin_weather(scenario.weather)
+        assert config.seed == scenario.traffic.seed
+        assert config.walkers == scenario.traffic.walkers
+    assert layouts["highway"] == "highway" and layouts["urban_day"] == "urban"
+    assert world_config(read_scenario("rain_night")).weather == "HardRainNight"
+    assert world_config(read_scenario("dense_traffic")).vehicles == 100
+
+
+@pytest.mark.parametrize(
+    ("parameters", "preset"),
+    [
+        ({"sun_altitude_angle": 60}, "ClearNoon"),
+        ({"sun_altitude_angle": 60, "cloudiness": 90}, "CloudyNoon"),
+        ({"sun_altitude_angle": 5, "precipitation": 50}, "MidRainSunset"),
+        ({"sun_altitude_angle": -30, "precipitation": 90}, "HardRainNight"),
+        ({"sun_altitude_angle": -30, "precipitation": 10}, "SoftRainNight"),
+        ({"sun_altitude_angle": 30, "wetness": 80, "cloudiness": 70}, "WetCloudyNoon"),
+    ],
+)
+def test_custom_weather_maps_to_a_world_preset(parameters: dict, preset: str) -> None:
+    assert nearest_builtin_weather(WeatherParameters(**parameters)) == preset
+    assert preset in WEATHER_PRESETS
+
+
+def test_every_carla_preset_has_a_world_preset() -> None:
+    from carla_neural.sources.carla_source import CARLA_WEATHER_PRESETS
+
+    for name in CARLA_WEATHER_PRESETS:
+        assert nearest_builtin_weather(name) in WEATHER_PRESETS
+
+
+def test_builtin_overrides_and_missing_counterpart() -> None:
+    scenario = parse_scenario({"name": "n", "traffic": {"vehicles": 450}, "builtin": {"blocks": 2}})
+    config = world_config(scenario)
+    assert config.blocks == 2 and config.vehicles == 300  # the world's cap
+    with pytest.raises(ScenarioError, match="no built-in world counterpart"):
+        world_config(parse_scenario({"name": "n", "builtin": None}))
+    with pytest.raises(ScenarioError, match="blocks=99"):
+        world_config(parse_scenario({"name": "n", "builtin": {"blocks": 99}}))
+
+
+def test_route_coordinates_are_ignored_on_the_builtin_world_with_a_warning(
+        caplog: pytest.LogCaptureFixture) -> None:
+    scenario = parse_scenario({"name": "n", "route": {"destination": {"x": 1, "y": 2}}})
+    with caplog.at_level(logging.WARNING):
+        assert world_config(scenario).autopilot is True
+    assert "waypoints/destination are ignored" in caplog.text
+
+
+def test_drive_options_override_a_scenario() -> None:
+    scenario = drive_scenario("rain_night", size=(320, 160), fov=100, vehicles=3, autopilot=False)
+    assert scenario.weather == "HardRainNight" and scenario.map == "Town03"
+    assert (scenario.cameras.width, scenario.cameras.height, scenario.cameras.fov) == (320, 160, 100)
+    assert scenario.traffic.vehicles == 3 and scenario.traffic.walkers == 10
+    assert scenario.route.autopilot is False
+    plain = drive_scenario(None, map_name="Town05", autopilot=True)
+    assert plain.map == "Town05" and plain.route.autopilot is True
+    with pytest.raises(ScenarioError, match="cameras.width"):
+        drive_scenario(None, size=(8, 8))
