@@ -22,6 +22,7 @@ import numpy as np
 from cityscapesscripts.helpers import labels as cityscapes_labels
 
 from carla_neural.remap_tables import SCHEMES, resolve_scheme
+from renderer.edges import instance_edges  # re-exported: the edge map vid2vid reads
 
 log = logging.getLogger(__name__)
 
@@ -285,18 +286,6 @@ def colorize_train_ids(train_ids: np.ndarray) -> np.ndarray:
     """(H, W) uint8 Cityscapes trainIds -> (H, W, 3) uint8 RGB in the Cityscapes palette."""
     ids = np.ascontiguousarray(train_ids, np.uint8)
     return cv2.LUT(cv2.cvtColor(ids, cv2.COLOR_GRAY2RGB), TRAIN_ID_PALETTE)
-
-
-def instance_edges(instance_ids: np.ndarray) -> np.ndarray:
-    """(H, W) int instance ids -> (H, W) bool, True where a 4-neighbour has another id."""
-    edges = np.zeros(instance_ids.shape, bool)
-    horizontal = instance_ids[:, 1:] != instance_ids[:, :-1]
-    vertical = instance_ids[1:, :] != instance_ids[:-1, :]
-    edges[:, 1:] |= horizontal
-    edges[:, :-1] |= horizontal
-    edges[1:, :] |= vertical
-    edges[:-1, :] |= vertical
-    return edges
 
 
 def benchmark(width: int = 1024, height: int = 512, repeats: int = 50) -> dict[str, float]:

@@ -25,21 +25,15 @@ import click
 
 log = logging.getLogger(__name__)
 
-# The bundled generator: NVIDIA's design at `lite` width with ngf 16 so that the fp32 file stays
-# under 20 MB (4.4 M parameters, about 18 MB).
-BUNDLED_NGF = 16
 TRAIN_SEED_BASE = 0
 EVAL_SEED_BASE = 1000
 
 
 def bundled_model_config() -> dict:
-    """The generator config of the shipped model (the `lite` preset at ngf 16)."""
+    """The generator config of the shipped model: the `lite` preset as it stands."""
     from renderer.model.config import preset
 
-    config = preset("lite")
-    if config.ngf != BUNDLED_NGF:
-        config = config.replace(ngf=BUNDLED_NGF)
-    return config.to_dict()
+    return preset("lite").to_dict()
 
 
 def train_config(data: Path, out: Path, model_json: Path, temporal: bool, steps: int, device: str, seed: int,
@@ -136,12 +130,12 @@ def write_readme(out: Path, figures: dict) -> None:
     lines = [
         "# Bundled `lite` model",
         "",
-        "vid2vid sequential generator (NVIDIA's design: 2 spatial scales, flow warping, occlusion weight,",
-        f"foreground branch, single-image generator for the first frames) at ngf {BUNDLED_NGF}, trained on",
+        "vid2vid sequential generator (NVIDIA's design at the `lite` preset: 2 spatial scales, flow warping, occlusion",
+        "weight, single-image generator for the first frames; ngf 8, 3x3 full-resolution kernels, no foreground branch), trained on",
         "built-in-world data only. It renders Cityscapes labelIds; expect the built-in world's look, not photographs.",
         "",
         "Use: `renderer.loading.load_renderer(\"bundled\", size=(W, H))`; it was trained at "
-        f"{figures['data']['size'][0]}x{figures['data']['size'][1]} (config.json metadata `size`), where it looks best.",
+        f"{figures['data']['size'][0]}x{figures['data']['size'][1]} (config.json metadata `working_size`), and renders at that size by default.",
         "",
         "## How it was made",
         "",
@@ -296,7 +290,8 @@ def command(out: Path, work: Path, sequences: int, frames: int, size: str, steps
         for name in ("config.json", "model.safetensors"):
             shutil.copyfile(work / "lite" / "generator" / name, out / name)
         shipped = json.loads((out / "config.json").read_text())
-        shipped.setdefault("metadata", {})["size"] = [width, height]
+        # The renderer works at the size the model was trained at and resizes to the caller's.
+        shipped.setdefault("metadata", {})["working_size"] = [width, height]
         (out / "config.json").write_text(json.dumps(shipped, indent=2) + "\n")
         (out / "figures.json").write_text(json.dumps(figures, indent=2))
         write_readme(out, figures)

@@ -282,8 +282,8 @@ def _fid_kid(streams: dict[str, Any], options: CompareOptions, progress: Progres
             streams[first].stats, streams[second].stats, options.kid_subset_size, options.kid_subsets))
         results["kid"][key] = {"mean": kid_mean, "std": kid_std}
     if min(counts.values()) < 2048:
-        results["fid_note"] = (f"FID from {min(counts.values())} images per set is biased upward (it needs "
-                               "thousands); compare FIDs only at equal image counts, prefer KID here")
+        results["fid_note"] = (f"FID with {min(counts.values())} images in the smallest set is biased upward "
+                               "(it needs thousands); compare FIDs only at equal image counts, prefer KID here")
     return results
 
 

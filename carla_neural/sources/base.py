@@ -66,6 +66,8 @@ class Source(abc.ABC):
     """A stream of frames from a simulator; a context manager that cleans up on exit."""
 
     weather_presets: tuple[str, ...] = ()
+    # The name of the weather preset in force: an attribute or a property of each source.
+    weather: str = ""
     # Named camera positions on the ego car, in the order TAB cycles through them.
     camera_mounts: tuple[str, ...] = ()
 
@@ -83,11 +85,6 @@ class Source(abc.ABC):
 
     def set_weather(self, preset: str) -> None:
         """Switch to a named weather preset (one of `weather_presets`)."""
-        raise NotImplementedError(f"{type(self).__name__} has no weather")
-
-    @property
-    def weather(self) -> str:
-        """The name of the weather preset in force."""
         raise NotImplementedError(f"{type(self).__name__} has no weather")
 
     @property

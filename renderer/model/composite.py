@@ -144,7 +144,8 @@ class _CompositeBase(nn.Module):
             outputs = list(stacked.split(widths, dim=1))
         elif label_stack is None:
             raise ValueError(
-                "label_stack is None: only the lookup stem (pyramid level 0 or label_pyramid 'nearest'; label_codes given, "
+                "label_stack is None: only the lookup stem (pyramid level 0 or label_pyramid "
+                "'nearest'; label_codes given, "
                 "label_stem_mode 'lookup') works without it"
             )
         elif fast and self.label_stem_mode in ("lookup", "present"):
@@ -277,7 +278,9 @@ class CompositeGenerator(_CompositeBase):
             for i in range(n_down):
                 indv_up += upsample(fg_width // 2**i, fg_width // 2 ** (i + 1), norm)
             self.indv_up = nn.Sequential(*indv_up)
-            self.indv_final = nn.Sequential(*head(fg_ngf, config.output_nc, nn.Tanh(), config.full_res_kernel))
+            self.indv_final = nn.Sequential(
+                *head(fg_ngf, config.output_nc, nn.Tanh(), config.full_res_kernel)
+            )
 
         width = ngf * 2**n_down
         encoder: list[nn.Module] = []
@@ -338,7 +341,9 @@ class CompositeLocalGenerator(_CompositeBase):
                 *[ResnetBlock(fg_ngf * 2, norm) for _ in range(config.n_blocks_local)],
                 *upsample(fg_ngf * 2, fg_ngf, norm),
             )
-            self.indv_final = nn.Sequential(*head(fg_ngf, config.output_nc, nn.Tanh(), config.full_res_kernel))
+            self.indv_final = nn.Sequential(
+                *head(fg_ngf, config.output_nc, nn.Tanh(), config.full_res_kernel)
+            )
 
         self.model_down_seg = nn.Sequential(
             *stem(config.input_nc, ngf, norm), *downsample(ngf, ngf * 2, norm)

@@ -20,7 +20,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from renderer.training.flow import FlowCache, read_flow_png, resize_flow
+from renderer.edges import instance_edges
+from renderer.flow_png import read_flow_png
+from renderer.training.flow import FlowCache, resize_flow
 
 log = logging.getLogger(__name__)
 
@@ -157,18 +159,6 @@ def read_instance_ids(path: Path) -> np.ndarray:
     return image.astype(np.int32)
 
 
-def instance_edges(instance_ids: np.ndarray) -> np.ndarray:
-    """(H, W) int ids -> (H, W) float32, 1 where a 4-neighbour has another id (vid2vid's edge map)."""
-    edges = np.zeros(instance_ids.shape, dtype=bool)
-    horizontal = instance_ids[:, 1:] != instance_ids[:, :-1]
-    vertical = instance_ids[1:, :] != instance_ids[:-1, :]
-    edges[:, 1:] |= horizontal
-    edges[:, :-1] |= horizontal
-    edges[1:, :] |= vertical
-    edges[:-1, :] |= vertical
-    return edges.astype(np.float32)
-
-
 class ClipDataset(Dataset):
     """Random clips of paired sequences; item i is reproducible from (seed, i, epoch).
 
@@ -270,7 +260,7 @@ class ClipDataset(Dataset):
                 flow_px = flow_px[:, ::-1].copy()
                 flow_px[..., 0] *= -1.0
             labels.append(np.ascontiguousarray(label_ids))
-            edges.append(instance_edges(instance_ids))
+            edges.append(instance_edges(instance_ids).astype(np.float32))
             rgbs.append(np.ascontiguousarray(rgb))
             flows.append(np.ascontiguousarray(flow_px))
             has_flow.append(valid)
@@ -290,7 +280,8 @@ class ClipDataset(Dataset):
         if clip_pos == 0:
             return np.zeros(rgb.shape[:2] + (2,), np.float32), False
         if seq.flow_paths is not None and self.t_step == 1:
-            flow_px = read_flow_png(seq.flow_paths[frame_index])
+            flow_px, valid = read_flow_png(seq.flow_paths[frame_index])
+            flow_px[~valid] = 0.0  # foreign files may mark pixels invalid; treat them as no motion
             if flow_px.shape[:2] != rgb.shape[:2]:
                 raise DatasetError(f"flow {seq.flow_paths[frame_index]} has size {flow_px.shape[:2]}, frames {rgb.shape[:2]}")
             return flow_px, True

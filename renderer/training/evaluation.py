@@ -28,7 +28,7 @@ from renderer.metrics import (
     warping_error,
 )
 from renderer.sequential import to_uint8_rgb
-from renderer.training.datasets import instance_edges
+from renderer.edges import instance_edges
 from renderer.training.generator import TrainableGenerator
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ class SequenceRenderer:
         """(H, W) uint8 labelIds, (H, W) int instance ids -> (H, W, 3) uint8 RGB."""
         gen = self.generator
         ids = torch.from_numpy(label_ids.astype(np.int64))[None].to(self.device)
-        edges = torch.from_numpy(instance_edges(instance_ids))[None, None].to(self.device)
+        edges = torch.from_numpy(instance_edges(instance_ids).astype(np.float32))[None, None].to(self.device)
         labels = gen.encode_labels(ids, edges)
         self.history_labels = (self.history_labels + [labels])[-gen.n_frames:]
         n_prev = gen.n_frames - 1

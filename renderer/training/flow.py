@@ -15,37 +15,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from renderer.flow_png import read_flow_png, write_flow_png
+
 log = logging.getLogger(__name__)
-
-# KITTI's 16-bit PNG flow encoding: value = (raw - 2**15) / 64, third channel = valid.
-_KITTI_OFFSET = 2.0**15
-_KITTI_SCALE = 64.0
-
-
-def write_flow_png(path: str | Path, flow_px: np.ndarray) -> None:
-    """Write (H, W, 2) float32 flow in pixels as a KITTI 16-bit PNG (u, v, valid)."""
-    flow_px = np.asarray(flow_px, dtype=np.float32)
-    if flow_px.ndim != 3 or flow_px.shape[2] != 2:
-        raise ValueError(f"flow must be (H, W, 2), got {flow_px.shape}")
-    encoded = np.clip(flow_px * _KITTI_SCALE + _KITTI_OFFSET, 0, 65535).round().astype(np.uint16)
-    valid = np.ones(flow_px.shape[:2], dtype=np.uint16)
-    # OpenCV writes BGR: the file's R channel (u) is index 2 here.
-    bgr = np.stack([valid, encoded[..., 1], encoded[..., 0]], axis=-1)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), bgr):
-        raise OSError(f"could not write flow PNG {path}")
-
-
-def read_flow_png(path: str | Path) -> np.ndarray:
-    """Read a KITTI 16-bit flow PNG into (H, W, 2) float32 pixels (invalid pixels are 0)."""
-    bgr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if bgr is None:
-        raise FileNotFoundError(f"cannot read flow PNG {path}")
-    if bgr.dtype != np.uint16 or bgr.ndim != 3 or bgr.shape[2] != 3:
-        raise ValueError(f"{path} is not a KITTI flow PNG (3-channel uint16), got {bgr.dtype} {bgr.shape}")
-    flow_px = (bgr[..., [2, 1]].astype(np.float32) - _KITTI_OFFSET) / _KITTI_SCALE
-    flow_px[bgr[..., 0] == 0] = 0.0
-    return flow_px
 
 
 _DIS_PRESETS = {
@@ -84,7 +56,7 @@ class FlowCache:
         if self.cache_dir is not None:
             path = self.cache_dir / sequence / (Path(frame_name).stem + ".png")
             if path.exists():
-                cached = read_flow_png(path)
+                cached = read_flow_png(path)[0]
                 if cached.shape[:2] == cur_rgb.shape[:2]:
                     return cached
         flow_px = self._dis(prev_rgb, cur_rgb)

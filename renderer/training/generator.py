@@ -146,7 +146,8 @@ class TrainableGenerator(nn.Module):
         """The coarsest `active` scales; labels at the finest active scale's resolution."""
         from renderer.model.composite import fg_mask
 
-        label_pyramid = build_pyramid(labels, active)[::-1]
+        # Built the way inference builds it (average pool for NVIDIA's models, nearest for lite).
+        label_pyramid = self.net.label_pyramid(labels, active)
         coarse = None
         outputs = []
         for scale in range(active):

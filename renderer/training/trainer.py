@@ -267,7 +267,11 @@ class Trainer:
         if factor > 1:
             size = (height // factor, width // factor)
             label_ids = label_ids[:, :, ::factor, ::factor][:, :, :size[0], :size[1]]
-            edges = F.max_pool2d(edges.flatten(0, 1), factor).view(bsz, length, 1, *size)
+            if self.generator.config.label_pyramid == "nearest":
+                # The renderer subsamples edges with the labels for such models; train on the same.
+                edges = edges[:, :, :, ::factor, ::factor][..., :size[0], :size[1]]
+            else:
+                edges = F.max_pool2d(edges.flatten(0, 1), factor).view(bsz, length, 1, *size)
             rgb = F.avg_pool2d(rgb.flatten(0, 1), factor).view(bsz, length, 3, *size)
             flow = (F.avg_pool2d(flow.flatten(0, 1), factor) / factor).view(bsz, length, 2, *size)
         labels = self.generator.encode_labels(label_ids.flatten(0, 1), edges.flatten(0, 1))

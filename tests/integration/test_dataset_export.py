@@ -12,7 +12,7 @@ import numpy as np
 
 from carla_neural.sources.encoding import backward_flow_px
 from carla_neural.sources.world import BuiltinWorld, WorldConfig
-from renderer.training.flow import read_flow_png
+from renderer.flow_png import read_flow_png
 
 
 def test_export_writes_the_layout_and_the_simulator_flow(tmp_path) -> None:
@@ -41,7 +41,7 @@ def test_export_writes_the_layout_and_the_simulator_flow(tmp_path) -> None:
     for _ in range(2 + 2):
         frame = world.tick()
     world.close()
-    exported = read_flow_png(out / "train_flow/seq0001/000001.png")
+    exported = read_flow_png(out / "train_flow/seq0001/000001.png")[0]
     assert np.abs(exported - backward_flow_px(frame.flow)).max() <= 1.0 / 64 + 1e-6
 
 

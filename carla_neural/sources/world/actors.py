@@ -12,6 +12,7 @@ from carla_neural.sources.world import tags as T
 from carla_neural.sources.world.layout import RoadNetwork, polyline_frames, resample_polyline
 
 ROUTE_SPACING_M = 0.5
+LATERAL_ACCEL = 2.5  # m/s^2 the autopilot and traffic allow in bends
 
 
 def clamp(value: float, low: float, high: float) -> float:
@@ -28,7 +29,7 @@ def _bezier(p0: np.ndarray, p1: np.ndarray, p2: np.ndarray, spacing: float) -> n
 
 def _junction_curve(end: np.ndarray, end_dir: np.ndarray, start: np.ndarray, start_dir: np.ndarray) -> np.ndarray:
     """A smooth curve from the end of one lane to the start of the next (quadratic Bezier)."""
-    matrix = np.array([end_dir, -start_dir]).T
+    matrix = np.array([end_dir, start_dir]).T  # end + a end_dir = start - b start_dir
     control = (end + start) / 2.0
     if abs(np.linalg.det(matrix)) > 1e-3:
         a, b = np.linalg.solve(matrix, start - end)
@@ -267,15 +268,15 @@ class Autopilot:
         """The VehicleControl that keeps the actor on its route at a safe speed."""
         self.arc = self.route.project(np.array([actor.x, actor.y]), self.arc)
         self.arc = self.route.ensure(self.arc)
-        lookahead = max(5.0, 0.9 * abs(actor.speed))
+        lookahead = max(3.5, 0.8 * abs(actor.speed))
         tx, ty, _ = self.route.pose(self.arc + lookahead)
         alpha = math.atan2(ty - actor.y, tx - actor.x) - actor.yaw
         alpha = math.atan2(math.sin(alpha), math.cos(alpha))
         wheel = math.atan2(2.0 * self.wheelbase * math.sin(alpha), lookahead)
         steer = clamp(-wheel / self.max_steer_rad, -1.0, 1.0)
         # Smooth the per-point bend over a few points so that one kink does not stop the car.
-        curvature = self.route.max_bend(self.arc, 10.0 + 2.0 * abs(actor.speed)) * 0.6
-        target = min(self.cruise, math.sqrt(3.0 / max(curvature, 1e-4)), safe_speed(gap_ahead))
+        curvature = self.route.max_bend(self.arc, 8.0 + 2.0 * abs(actor.speed))
+        target = min(self.cruise, math.sqrt(LATERAL_ACCEL / max(curvature, 1e-4)), safe_speed(gap_ahead))
         error = target - actor.speed
         if error >= 0:
             return VehicleControl(throttle=clamp(0.25 + 0.5 * error, 0.0, 1.0), steer=steer)
@@ -299,9 +300,11 @@ def gaps_ahead(xs: np.ndarray, ys: np.ndarray, yaws: np.ndarray, lengths: np.nda
     along = dx * cos + dy * sin
     across = np.abs(-dx * sin + dy * cos)
     clearance = along - (lengths[:, None] + lengths[None, :]) / 2
-    # Widen the corridor a little with distance so that vehicles see cars on a curving lane.
-    corridor = (widths[:, None] + widths[None, :]) / 2 + 0.3 + 0.04 * np.maximum(along, 0)
-    blocking = (along > 0) & (across < corridor)
+    # Widen the corridor a little with distance so that vehicles see cars on a curving lane, but
+    # never as far as the next lane (3.5 m); oncoming vehicles never block.
+    corridor = (widths[:, None] + widths[None, :]) / 2 + 0.3 + 0.02 * np.maximum(along, 0)
+    heading_cos = np.cos(yaws[:, None] - yaws[None, :])
+    blocking = (along > 0) & (across < corridor) & (heading_cos > -0.5)
     np.fill_diagonal(blocking, False)
     gaps = np.where(blocking, clearance, reach)
     return np.minimum(gaps.min(axis=1), reach) if len(xs) else np.zeros(0)

@@ -13,6 +13,7 @@ from carla_neural.sources.base import EgoState, Frame, Source, VehicleControl
 from carla_neural.sources.encoding import encode_backward_flow, encode_depth
 from carla_neural.sources.world import tags as T
 from carla_neural.sources.world.actors import (
+    LATERAL_ACCEL,
     ROUTE_SPACING_M,
     Actor,
     clamp,
@@ -394,8 +395,8 @@ class BuiltinWorld(Source):
         for index, npc in enumerate(self.vehicles, start=1):
             route = npc.route
             gap = self._junction_gap(npc.instance, route, npc.arc, float(gaps[index]), dt)
-            bend = route.max_bend(npc.arc, 12.0) * 0.6
-            target = min(npc.cruise, math.sqrt(3.0 / bend), safe_speed(gap))
+            bend = route.max_bend(npc.arc, 8.0 + 2.0 * npc.speed)
+            target = min(npc.cruise, math.sqrt(LATERAL_ACCEL / bend), safe_speed(gap))
             change = clamp(target - npc.speed, -7.0 * dt, 2.5 * dt)
             npc.speed = max(0.0, npc.speed + change)
             npc.arc = route.ensure(npc.arc + npc.speed * dt)

@@ -92,8 +92,23 @@ class RoadNetwork:
             if len(incident) >= 3:
                 widest = max(self.edges[e].half_width + self.edges[e].sidewalk for e in incident)
                 self.node_clearance[node] = widest + 1.0
+            elif len(incident) == 2 and self._corner_angle(node) > math.radians(30.0):
+                # A bend sharp enough to need room for a turning curve (the grid's outer corners).
+                self.node_clearance[node] = max(self.edges[e].half_width for e in incident) + 2.0
             else:
                 self.node_clearance[node] = 3.0
+
+    def _corner_angle(self, node: int) -> float:
+        """Heading change (radians) of a road passing through a node where two edges meet."""
+        directions = []
+        for edge_index in self.node_edges[node]:
+            points = self.edges[edge_index].points
+            # Direction of travel away from the node along each edge.
+            away = points[min(5, len(points) - 1)] - points[0] if self.edges[edge_index].node_a == node \
+                else points[max(-6, -len(points))] - points[-1]
+            directions.append(away / (np.linalg.norm(away) + 1e-9))
+        # Straight through: the two "away" directions are opposite.
+        return math.pi - math.acos(float(np.clip(directions[0] @ directions[1], -1.0, 1.0)))
 
     def is_junction(self, node: int) -> bool:
         """True where three or more roads meet."""
@@ -343,7 +358,7 @@ def _paint_ground(network: RoadNetwork, margin: float, resolution: float) -> Gro
     for edge in network.edges:
         _draw_polyline(canvas, ground, edge.points, T.GROUND_ASPHALT, 2 * edge.half_width)
     for node in range(len(network.nodes)):
-        if network.is_junction(node):
+        if network.is_junction(node) or network.node_clearance[node] > 3.0:
             radius = max(network.edges[e].half_width for e in network.node_edges[node]) + 1.5
             center = np.round(ground.to_cells(network.nodes[node][None])[0] * 8).astype(np.int32)
             cv2.circle(canvas, (int(center[0]), int(center[1])), int(radius / resolution * 8), T.GROUND_ASPHALT,

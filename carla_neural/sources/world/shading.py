@@ -180,7 +180,8 @@ class Shader:
 
         # Fog towards the horizon colour, then the sky itself.
         horizon = np.asarray(weather.sky_horizon, np.float32)[:, None]
-        fog = np.exp(depth * np.float32(-1.0 / weather.fog_distance_m))
+        # Clamped at 0: pixels with no surface carry a negative depth, and exp would overflow there.
+        fog = np.exp(np.minimum(depth * np.float32(-1.0 / weather.fog_distance_m), np.float32(0.0)))
         rgb -= horizon
         rgb *= fog
         rgb += horizon
