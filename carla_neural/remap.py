@@ -289,7 +289,8 @@ def colorize_train_ids(train_ids: np.ndarray) -> np.ndarray:
 
 
 def benchmark(width: int = 1024, height: int = 512, repeats: int = 50) -> dict[str, float]:
-    """Milliseconds per frame of each remap operation on a CARLA-like frame of this size.
+    """Milliseconds per frame of each remap operation, on a worst-case block frame and on a
+    built-in-world street frame of this size.
 
     Best of five rounds of `repeats` calls, so that a busy machine shows the cost, not the queue.
     """
@@ -314,6 +315,14 @@ def benchmark(width: int = 1024, height: int = 512, repeats: int = 50) -> dict[s
         "instance_ids": lambda: remapper.instance_ids(instance),
         "colorize_label_ids": lambda: colorize_label_ids(label_ids),
     }
+    # A real street frame too: the blocks above give every pixel a random object id, a worst case.
+    from carla_neural.sources.world import BuiltinWorld, WorldConfig
+
+    with BuiltinWorld(WorldConfig(width=width, height=height, seed=0)) as world:
+        for _ in range(10):
+            street = world.tick()
+    operations["instance_ids_street"] = lambda: remapper.instance_ids(street.instance_bgra)
+    operations["label_ids_street"] = lambda: remapper.label_ids(street.semantic_bgra)
     return {
         name: min(timeit.repeat(operation, number=repeats, repeat=5)) / repeats * 1e3
         for name, operation in operations.items()
