@@ -11,10 +11,6 @@ from pathlib import Path
 import av
 import pytest
 
-from renderer.checkpoint import save_checkpoint
-from renderer.model.config import GeneratorConfig, SingleGConfig
-from renderer.model.generator import build_generator
-
 
 def carla_neural_command() -> list[str]:
     """The installed console script next to this interpreter, else the click group itself."""
@@ -24,14 +20,6 @@ def carla_neural_command() -> list[str]:
     return [sys.executable, "-c", "from carla_neural.cli import main; main()"]
 
 
-def tiny_checkpoint(folder: Path) -> Path:
-    config = GeneratorConfig(
-        ngf=8, n_downsampling=2, n_blocks=1, n_blocks_local=0, n_scales=1,
-        single_g=SingleGConfig(kind="global", ngf=4, n_downsampling=2, n_blocks=1),
-    )
-    return save_checkpoint(build_generator(config, seed=0), folder)
-
-
 def run_demo(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy", "OMP_NUM_THREADS": "1"}
     return subprocess.run([*carla_neural_command(), "demo", *args], cwd=cwd, env=env, capture_output=True,
@@ -39,8 +27,8 @@ def run_demo(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.slow
-def test_demo_writes_a_complete_run_folder(tmp_path: Path) -> None:
-    checkpoint = tiny_checkpoint(tmp_path / "ckpt")
+def test_demo_writes_a_complete_run_folder(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    checkpoint = tiny_checkpoint
     out = tmp_path / "runs" / "demo"
     result = run_demo("--frames", "8", "--size", "128x64", "--checkpoint", str(checkpoint), "--headless",
                       "--out", str(out), cwd=tmp_path)

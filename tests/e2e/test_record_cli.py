@@ -32,18 +32,6 @@ rendering: {checkpoint: bundled, engine: torch}
 """
 
 
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A generator with random weights, small enough to render 64x32 frames in milliseconds."""
-    from renderer.checkpoint import save_checkpoint
-    from renderer.model.config import GeneratorConfig, SingleGConfig
-    from renderer.model.generator import build_generator
-
-    config = GeneratorConfig(ngf=8, n_downsampling=2, n_blocks=2, n_blocks_local=1, n_scales=1,
-                             single_g=SingleGConfig(kind="global", ngf=8, n_downsampling=2, n_blocks=1))
-    return save_checkpoint(build_generator(config, seed=0), tmp_path_factory.mktemp("ckpt") / "tiny")
-
-
 @pytest.fixture()
 def scenario_file(tmp_path: Path) -> Path:
     path = tmp_path / "tiny_rain.yaml"

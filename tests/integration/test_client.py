@@ -26,19 +26,9 @@ HEIGHT, WIDTH = 32, 64
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-def make_tiny_checkpoint(folder: Path) -> Path:
-    """A random-weight generator small enough to render 64x32 frames in milliseconds."""
-    from renderer.checkpoint import save_checkpoint
-    from renderer.model import SingleGConfig, build_generator, preset
-
-    config = preset("lite").replace(ngf=8, n_downsampling=1, n_blocks=1, n_blocks_local=0,
-                                    single_g=SingleGConfig(kind="global", ngf=4, n_downsampling=1, n_blocks=1))
-    return save_checkpoint(build_generator(config, seed=0), folder)
-
-
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "ckpt")
+def checkpoint(tiny_checkpoint: Path) -> Path:
+    return tiny_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -15,26 +15,14 @@ from carla_neural.pipeline import ClientBackend, InProcessBackend, Pipeline, Pip
 from carla_neural.recorder import Recorder, RecorderConfig, read_frames_jsonl
 from carla_neural.sources.world import BuiltinWorld, WorldConfig
 from carla_neural.worker_supervisor import WorkerSupervisor
-from renderer.checkpoint import save_checkpoint
 from renderer.loading import load_renderer
-from renderer.model.config import GeneratorConfig, SingleGConfig
-from renderer.model.generator import build_generator
 
 WIDTH, HEIGHT = 128, 64
 
 
-def tiny_checkpoint(folder: Path) -> Path:
-    """A random-weight generator small enough to render 128x64 in tens of milliseconds."""
-    config = GeneratorConfig(
-        ngf=8, n_downsampling=2, n_blocks=1, n_blocks_local=0, n_scales=1,
-        single_g=SingleGConfig(kind="global", ngf=4, n_downsampling=2, n_blocks=1),
-    )
-    return save_checkpoint(build_generator(config, seed=0), folder)
-
-
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_checkpoint(tmp_path_factory.mktemp("tiny_ckpt"))
+def checkpoint(tiny_checkpoint: Path) -> Path:
+    return tiny_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -16,17 +16,6 @@ from renderer.worker import READY_PREFIX
 CLI = str(Path(sys.executable).with_name("carla-neural"))
 
 
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from renderer.checkpoint import save_checkpoint
-    from renderer.model.config import GeneratorConfig, SingleGConfig
-    from renderer.model.generator import build_generator
-
-    config = GeneratorConfig(ngf=8, n_downsampling=2, n_blocks=2, n_blocks_local=1, n_scales=1,
-                             single_g=SingleGConfig(kind="global", ngf=8, n_downsampling=2, n_blocks=1))
-    return save_checkpoint(build_generator(config, seed=0), tmp_path_factory.mktemp("ckpt") / "tiny")
-
-
 @pytest.mark.slow
 def test_record_on_a_running_worker(tmp_path: Path, tiny_checkpoint: Path) -> None:
     env = {**os.environ, "SDL_VIDEODRIVER": "dummy", "OMP_NUM_THREADS": "1"}
