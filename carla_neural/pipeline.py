@@ -29,14 +29,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-import cv2
 import numpy as np
 
 from carla_neural.display import Action, Display, HudInfo, InputState
 from carla_neural.recorder import FrameRecord, Recorder, timing_statistics
 from carla_neural.remap import Remapper, colorize_label_ids
 from carla_neural.sources.base import Frame, Source
-from carla_neural.sources.encoding import backward_flow_px
+from carla_neural.sources.encoding import backward_flow_px, bgra_to_rgb
 
 log = logging.getLogger(__name__)
 
@@ -300,8 +299,7 @@ class Pipeline:
             instance_ids = remapper.instance_ids(frame.instance_bgra)
         raw_rgb = None
         if frame.rgb_bgra is not None:
-            # cv2.cvtColor is ~15x faster than a reversed-slice copy (encoding.bgra_to_rgb).
-            raw_rgb = cv2.cvtColor(np.ascontiguousarray(frame.rgb_bgra), cv2.COLOR_BGRA2RGB)
+            raw_rgb = bgra_to_rgb(frame.rgb_bgra)
         label_rgb = colorize_label_ids(label_ids)
         done = time.perf_counter()
         frame.timings_ms["world"] = (ticked - start) * 1e3

@@ -27,7 +27,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import cv2
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +50,7 @@ def bench_size(width: int, height: int, checkpoint: str, device: str, frames: in
     from carla_neural.pipeline import ClientBackend, InProcessBackend, Pipeline, PipelineConfig
     from carla_neural.recorder import FrameRecord, Recorder, RecorderConfig
     from carla_neural.remap import Remapper, colorize_label_ids
+    from carla_neural.sources.encoding import bgra_to_rgb
     from carla_neural.sources.world import BuiltinWorld, WorldConfig
     from carla_neural.worker_supervisor import WorkerSupervisor
     from carla_neural.cli.demo import _world_config
@@ -69,13 +69,13 @@ def bench_size(width: int, height: int, checkpoint: str, device: str, frames: in
         label_ids = remapper.label_ids(frame.semantic_bgra)
         remapper.instance_ids(frame.instance_bgra)
         colorize_label_ids(label_ids)
-        cv2.cvtColor(frame.rgb_bgra, cv2.COLOR_BGRA2RGB)
+        bgra_to_rgb(frame.rgb_bgra)
 
     result["remap_ms"] = _median_ms(remap, frames, warmup=2)
     frame = world_frames[-1]
     label_ids = remapper.label_ids(frame.semantic_bgra)
     instance_ids = remapper.instance_ids(frame.instance_bgra)
-    raw = cv2.cvtColor(frame.rgb_bgra, cv2.COLOR_BGRA2RGB)
+    raw = bgra_to_rgb(frame.rgb_bgra)
     labels = colorize_label_ids(label_ids)
 
     with Display((width, height), headless=True) as display:

@@ -316,12 +316,6 @@ class BuiltinWorld(Source):
             raise ValueError(f"unknown camera mount {name!r}: choose one of {', '.join(MOUNTS)}")
         self._mount, self._mount_name = MOUNTS[name], name
 
-    def next_mount(self) -> str:
-        """Cycle to the next camera mount (the display's TAB key); returns its name."""
-        names = list(MOUNTS)
-        self.set_mount(names[(names.index(self._mount_name) + 1) % len(names)])
-        return self._mount_name
-
     @property
     def weather(self) -> str:
         """Name of the current weather preset."""
