@@ -23,7 +23,7 @@ from carla_neural.cli._live import (
     terminate_as_interrupt,
     user_errors,
 )
-from carla_neural.display import Action, Display, HudInfo
+from carla_neural.display import Display, HudInfo
 from carla_neural.pipeline import Pipeline, PipelineConfig, Presented
 
 log = logging.getLogger(__name__)
@@ -88,8 +88,6 @@ class DriveSession:
         self.presses = presses
         self.frames = 0
         self.distance_m = 0.0
-        self.camera_mounts: tuple[str, ...] = tuple(getattr(source, "camera_mounts", ()))
-        self.camera: str | None = getattr(source, "mount", None)
         self._last_position: tuple[float, float] | None = None
         self.speed_kmh = 0.0
         post_scripted_keys(presses, 0)
@@ -98,15 +96,14 @@ class DriveSession:
         """Add speed, weather and camera to the pipeline's HUD lines."""
         info.extra["speed"] = f"{self.speed_kmh:.0f} km/h"
         info.extra["weather"] = str(getattr(self.source, "weather", None) or "-")
-        if self.camera is not None:
-            info.extra["camera"] = self.camera
+        # The pipeline moves the cameras on TAB (Source.next_mount); show where they are.
+        camera = getattr(self.source, "mount", None)
+        if camera is not None:
+            info.extra["camera"] = camera
         return info
 
     def on_frame(self, presented: Presented) -> None:
-        """Per shown frame: handle TAB, track the ego, post the next scripted keys."""
-        state = presented.input
-        if state is not None and Action.NEXT_CAMERA in state.actions:
-            self.next_camera()
+        """Per shown frame: track the ego, post the next scripted keys."""
         ego = presented.frame.ego
         if ego is not None:
             self.speed_kmh = ego.speed_mps * 3.6
@@ -115,16 +112,6 @@ class DriveSession:
             self._last_position = (ego.x, ego.y)
         self.frames += 1
         post_scripted_keys(self.presses, self.frames)
-
-    def next_camera(self) -> None:
-        """Move the cameras to the next mount (TAB), where the source has mounts."""
-        if not self.camera_mounts or not hasattr(self.source, "set_mount"):
-            log.warning("this source has no camera positions to cycle")
-            return
-        names = self.camera_mounts
-        index = (names.index(self.camera) + 1) % len(names) if self.camera in names else 0
-        self.source.set_mount(names[index])
-        self.camera = names[index]
 
 
 class DrivePipeline(Pipeline):
@@ -187,7 +174,7 @@ def command(world: str, host: str, port: int, timeout_s: float, checkpoint: str 
 
                 screenshot.parent.mkdir(parents=True, exist_ok=True)
                 pygame.image.save(display.surface, str(screenshot))
-            mount = getattr(source, "mount", session.camera)
+            mount = getattr(source, "mount", None)
     except KeyboardInterrupt:
         click.echo("\ninterrupted", err=True)
         sys.exit(130)
