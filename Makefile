@@ -25,7 +25,7 @@ test: $(STAMP)
 	SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy $(PY) -m pytest -q -rs tests
 
 model: $(STAMP)
-	$(VENV)/bin/carla-neural train-bundled --out renderer/weights/lite
+	$(VENV)/bin/carla-neural train-bundled --steps 1200 --out renderer/weights/lite
 
 bench: $(STAMP)
 	mkdir -p runs/bench

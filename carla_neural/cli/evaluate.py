@@ -60,7 +60,7 @@ def evaluate_checkpoint(checkpoint: Path, sequences: list[list], device: str = "
               help="One of our checkpoint folders (config.json + model.safetensors).")
 @click.option("--world", type=click.Choice(["builtin"]), default="builtin", show_default=True,
               help="Where the held-out sequences come from.")
-@click.option("--sequences", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--sequences", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--frames", type=click.IntRange(min=4), default=24, show_default=True, help="Frames per sequence.")
 @click.option("--size", default="256x128", show_default=True, help="WIDTHxHEIGHT of the held-out frames.")
 @click.option("--seed", type=int, default=1000, show_default=True,

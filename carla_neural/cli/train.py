@@ -39,6 +39,8 @@ def _size(value: str) -> tuple[int, int]:
 @click.option("--clip-length", type=click.IntRange(min=1), default=None)
 @click.option("--max-clip-length", type=click.IntRange(min=1), default=None)
 @click.option("--clip-double-every", type=click.IntRange(min=0), default=None, help="Steps between doublings.")
+@click.option("--frame-steps", type=click.IntRange(min=0), default=None,
+              help="Warm start: a temporal model trains frame by frame (temporal path off) for this many clips first.")
 @click.option("--steps-per-scale", type=click.IntRange(min=0), default=None,
               help="Spatial curriculum: steps before the next finer scale joins (0: all scales from the start).")
 @click.option("--finest-alone-steps", type=click.IntRange(min=0), default=None,

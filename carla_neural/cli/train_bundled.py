@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import platform
 import shutil
 import sys
@@ -42,19 +43,36 @@ def train_config(data: Path, out: Path, model_json: Path, temporal: bool, steps:
     from renderer.training.config import TrainConfig
     from renderer.training.losses import LossWeights
 
+    half = max(1, steps // 2)
     return TrainConfig(
         datasets=[str(data)], crop_width=width, crop_height=height, flip=True,
         model=str(model_json), temporal=temporal,
-        # Coarse scale alone (at half resolution) for the first three quarters, then both scales.
-        # Clips of 4 frames (2 real + 2 generated), doubled to 8 half way.
-        steps=steps, steps_per_scale=max(1, 3 * steps // 4), clip_length=4, max_clip_length=8,
-        clip_double_every=max(1, steps // 2), lr=2e-4, decay_start=steps // 2,
+        # Both scales at full size from the start (a scale added late set both models back more than
+        # the short run could recover). The first half trains frame by frame - the whole run of the
+        # baseline, the warm start of lite - on clips of 4 frames; the second half on clips of 8, lite
+        # temporally (2 real + 6 generated frames). Constant lr, then a linear decay over the last quarter.
+        steps=steps, frame_steps=half if temporal and steps > 1 else 0, steps_per_scale=0,
+        clip_length=4, max_clip_length=8, clip_double_every=half, lr=2e-4, decay_start=3 * steps // 4,
         # No VGG19 weights ship with the project; an L1 term gives the short run a colour anchor.
         weights=LossWeights(l1=10.0), use_vgg=True,
         d_channels=16, d_layers=3, d_scales=2, temporal_strides=2,
         out_dir=str(out), seed=seed, device=device, log_every=5, image_every=max(10, steps // 10),
         save_every=max(5, steps // 20), resume=True, num_workers=_loader_workers(device),
     ).validate()
+
+
+LONG_CLIP_LENGTH = 16
+
+
+def long_clip_config(config, long_steps: int):
+    """Stage 2 of both models: resume at the end of `config` and train `long_steps` more clips of
+    LONG_CLIP_LENGTH frames (lite: 2 real + 14 generated, nearer the length it renders unattended),
+    lr restarting at half and decaying linearly to 0."""
+    import dataclasses
+
+    return dataclasses.replace(
+        config, steps=config.steps + long_steps, clip_length=LONG_CLIP_LENGTH, max_clip_length=LONG_CLIP_LENGTH,
+        clip_double_every=0, lr=config.lr / 2, decay_start=config.steps).validate()
 
 
 def _loader_workers(device: str) -> int:
@@ -64,18 +82,18 @@ def _loader_workers(device: str) -> int:
     return 4 if device != "cpu" and torch.cuda.is_available() else 0
 
 
-def _seconds_per_clip(config, clips: int) -> float:
+def _seconds_per_clip(config, clips: int, frame_phase: bool) -> float:
     from renderer.training.trainer import Trainer
 
     trainer = Trainer(config)
     batches = trainer._batches(0)
     stage = trainer.spatial.stage(config.steps - 1)
     _, batch = next(batches)
-    trainer.train_clip(batch, stage)  # warm-up
+    trainer.train_clip(batch, stage, frame_phase)  # warm-up
     started = time.monotonic()
     for _ in range(clips):
         _, batch = next(batches)
-        trainer.train_clip(batch, stage)
+        trainer.train_clip(batch, stage, frame_phase)
     seconds = (time.monotonic() - started) / clips
     trainer.close()
     shutil.rmtree(config.out_dir, ignore_errors=True)
@@ -83,22 +101,17 @@ def _seconds_per_clip(config, clips: int) -> float:
 
 
 def calibrate(config, clips: int = 2) -> float:
-    """Mean seconds per clip over the schedule of `train_config`, from two probes: short clips at the
-    coarse scale (the first half) and long clips at full size (the last quarter); the third quarter
-    (long clips, coarse) is taken as twice the first."""
+    """Mean seconds per clip over the schedule of `train_config` (temporal), from two probes: short
+    clips frame by frame (the first half) and long clips trained temporally (the second half)."""
     import dataclasses
 
     probe_dir = str(Path(config.out_dir).parent / "calibration")
-    common = dict(steps=clips + 1, decay_start=None, clip_double_every=0, out_dir=probe_dir, resume=False,
-                  save_every=10**6, image_every=10**6)
-    # steps_per_scale > steps keeps the probe on the coarse scale alone.
-    coarse_short = dataclasses.replace(config, steps_per_scale=10**6, clip_length=config.clip_length,
-                                       max_clip_length=config.clip_length, **common)
-    full_long = dataclasses.replace(config, steps_per_scale=0, clip_length=config.max_clip_length,
-                                    max_clip_length=config.max_clip_length, **common)
-    short = _seconds_per_clip(coarse_short.validate(), clips)
-    long = _seconds_per_clip(full_long.validate(), clips)
-    return 0.5 * short + 0.25 * 2 * short + 0.25 * long
+    common = dict(steps=clips + 1, frame_steps=0, decay_start=None, clip_double_every=0, out_dir=probe_dir,
+                  resume=False, save_every=10**6, image_every=10**6)
+    short = dataclasses.replace(config, clip_length=config.clip_length, max_clip_length=config.clip_length, **common)
+    long = dataclasses.replace(config, clip_length=config.max_clip_length, max_clip_length=config.max_clip_length,
+                               **common)
+    return 0.5 * _seconds_per_clip(short.validate(), clips, True) + 0.5 * _seconds_per_clip(long.validate(), clips, False)
 
 
 def _schedule_text(training: dict) -> str:
@@ -108,11 +121,27 @@ def _schedule_text(training: dict) -> str:
     clip = f"clip length {training['clip_length']}"
     if training["clip_double_every"] and training["max_clip_length"] > training["clip_length"]:
         clip += f", doubling every {training['clip_double_every']} clips up to {training['max_clip_length']}"
-    spatial = "all scales from the start"
+    spatial = "all scales at full size from the start"
     if training["steps_per_scale"] and training["steps_per_scale"] < steps:
         spatial = (f"the coarse scale alone at half size for the first {training['steps_per_scale']} clips, "
                    "then both scales at full size")
-    return f"batch {training['batch_size']}; {clip}; {spatial}"
+    parts = [f"batch {training['batch_size']}", clip, spatial]
+    if training.get("frame_steps"):
+        parts.append(f"lite trained frame by frame (the baseline's objective) for its first {training['frame_steps']} "
+                     "clips, temporally after")
+    text = f"{steps} clips per model ({'; '.join(parts)})"
+    if training.get("long_steps"):
+        text += f", then {training['long_steps']} clips of {training['long_clip_length']} frames (lite temporally)"
+    return text
+
+
+def _decay_text(training: dict) -> str:
+    start = training.get("decay_start")
+    text = ("linear decay over the second half" if start is None
+            else f"constant for {start} clips, then a linear decay to 0 at clip {training['steps']}")
+    if training.get("long_steps"):
+        text += f"; the long clips restart at {training['long_lr']:g} and decay linearly to 0"
+    return text
 
 
 def _strides_text(training: dict) -> str:
@@ -139,20 +168,23 @@ def write_readme(out: Path, figures: dict) -> None:
         "",
         "## How it was made",
         "",
-        f"- Command: `{figures['command']}`",
+        "- Commands, in order: " + ", ".join(f"`{line}`" for line in figures["commands"]) + ".",
         f"- Machine: {figures['machine']}",
         f"- Training data: {figures['data']['sequences']} built-in-world sequences x {figures['data']['frames']} frames at "
         f"{figures['data']['size'][0]}x{figures['data']['size'][1]} (seeds {TRAIN_SEED_BASE}..{TRAIN_SEED_BASE + figures['data']['sequences'] - 1}), "
         "with the world's ground-truth optical flow.",
-        f"- Steps: {figures['steps']} clips per model ({_schedule_text(figures.get('training', {}))}), "
+        f"- Steps: {_schedule_text(figures.get('training', {}))}; "
         f"training time lite {figures['train_seconds'].get('lite', float('nan')):.0f} s, "
         f"baseline {figures['train_seconds'].get('baseline', float('nan')):.0f} s.",
         "- Losses: LSGAN + feature matching (x10) on a 2-scale PatchGAN over (labels, image), temporal GAN + feature",
         f"  matching on 3 frames + 2 flows at strides {_strides_text(figures.get('training', {}))}, flow L1 and flow-warp "
         "(x10), output warp (x10), L1 (x10);",
-        "  no VGG loss (no VGG19 weights ship with the project). Adam (0.5, 0.999), lr 2e-4, linear decay over the second half.",
+        "  no VGG loss (no VGG19 weights ship with the project). "
+        f"Adam (0.5, 0.999), lr 2e-4, {_decay_text(figures.get('training', {}))}.",
         "- Baseline: the same generator and losses with its temporal path off (no previous frames, no flow, current",
         "  labels only), trained for the same number of clips on the same data: pix2pixHD-style, frame by frame.",
+        *([f"  lite trains exactly so for its first {figures['training']['frame_steps']} clips (a warm start), then "
+           "with its temporal path on."] if figures.get("training", {}).get("frame_steps") else []),
         "",
         f"## Figures (held-out sequences: {figures['eval']['sequences']} x {figures['eval']['frames']} frames, seeds "
         f"{EVAL_SEED_BASE}.., first 2 frames of each not scored)",
@@ -167,11 +199,13 @@ def write_readme(out: Path, figures: dict) -> None:
          f"({'met' if ratio <= 0.7 else 'NOT met'}: target <= 0.7); FID lite {lite['fid']:.1f} vs baseline "
          f"{base['fid']:.1f} ({'met' if lite['fid'] < base['fid'] else 'NOT met'}: target lite < baseline).")
         if ratio is not None else "",
-        "FID here is over few frames and strongly biased upward; compare the two models only with each other.",
+        "FID over this few frames is biased upward and noisy (another held-out set moves it by several points):",
+        "compare the two models only with each other, weigh KID with it, and read a gap of a few points as a tie.",
         "",
-        "Reproduce these figures: the command above (CPU). `make model` runs the same stages in one process and,",
-        "without `--steps`, sizes the clips per model from a 15-minute budget after a short calibration, so on",
-        "another machine it trains a different number of clips. Figures: `figures.json`.",
+        "Reproduce: the commands above (CPU), or `make model`, which runs every stage in one process with the",
+        f"same `--steps {figures['steps']}` (one model after the other). Threads and machine change the floating-point",
+        "order, so expect figures close to these, not identical. Without `--steps`, `train-bundled` sizes the clips",
+        "per model from a time budget (`--minutes`) after a short calibration. Figures: `figures.json`.",
         "",
     ]
     (out / "README.md").write_text("\n".join(lines))
@@ -186,16 +220,19 @@ def write_readme(out: Path, figures: dict) -> None:
 @click.option("--frames", type=click.IntRange(min=8), default=32, show_default=True, help="Frames per sequence.")
 @click.option("--size", default="256x128", show_default=True, help="WIDTHxHEIGHT of data and training.")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Clips per model (default: from --minutes).")
+@click.option("--long-steps", type=click.IntRange(min=0), default=None,
+              help="Clips of 16 frames per model after --steps (default: a fifth of --steps; 0: none).")
 @click.option("--minutes", type=click.FloatRange(min=0.5), default=15.0, show_default=True,
-              help="Training time budget per model when --steps is not given.")
+              help="Time budget per model for the --steps clips (not the long clips) when --steps is not given.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--eval-sequences", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--eval-sequences", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--eval-frames", type=click.IntRange(min=4), default=24, show_default=True)
 @click.option("--only", type=click.Choice(["all", "export", "lite", "baseline", "evaluate"]), default="all",
               show_default=True, help="Run one stage (the others must have run before).")
 @click.option("--no-fid", is_flag=True, help="Skip FID/KID in the evaluation.")
-def command(out: Path, work: Path, sequences: int, frames: int, size: str, steps: int | None, minutes: float,
+def command(out: Path, work: Path, sequences: int, frames: int, size: str, steps: int | None, long_steps: int | None,
+            minutes: float,
             device: str, seed: int, eval_sequences: int, eval_frames: int, only: str, no_fid: bool) -> None:
     """Export built-in-world data, train lite and the baseline, evaluate both, write the model."""
     width, height = (int(v) for v in size.lower().split("x"))
@@ -203,15 +240,23 @@ def command(out: Path, work: Path, sequences: int, frames: int, size: str, steps
     data = work / "data"
     state_path = work / "bundled_state.json"
     state = json.loads(state_path.read_text()) if state_path.exists() else {}
+    loaded = json.loads(json.dumps(state))  # what the file held when this process started
     command_line = "carla-neural train-bundled " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "carla-neural train-bundled"
+    if os.environ.get("OMP_NUM_THREADS"):
+        command_line = f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} {command_line}"
+    # Stages may run as separate commands (lite and baseline at once); the README lists each.
+    state.setdefault("commands", {})[only] = command_line
 
     def save_state() -> None:
-        # Two stages may run at once (lite and baseline in two processes): merge, don't overwrite.
+        # Two stages may run at once (lite and baseline in two processes): write only what this
+        # process changed since it read the file, so neither undoes the other's entries.
         on_disk = json.loads(state_path.read_text()) if state_path.exists() else {}
         for key, value in state.items():
+            before = loaded.get(key)
             if isinstance(value, dict) and isinstance(on_disk.get(key), dict):
-                on_disk[key].update(value)
-            else:
+                before = before if isinstance(before, dict) else {}
+                on_disk[key].update({k: v for k, v in value.items() if before.get(k) != v})
+            elif value != before:
                 on_disk[key] = value
         state_path.write_text(json.dumps(on_disk, indent=2))
 
@@ -246,15 +291,22 @@ def command(out: Path, work: Path, sequences: int, frames: int, size: str, steps
             clips = max(20, int(minutes * 60 / per_clip))
             click.echo(f"calibration: {per_clip:.2f} s per clip -> {clips} clips in {minutes:g} min")
         state["steps"] = clips
+        state["long_steps"] = long = clips // 5 if long_steps is None else long_steps
+        exported = state.get("data", {}).get("frames", frames)
+        if long and exported < LONG_CLIP_LENGTH:
+            raise click.UsageError(f"the long-clip stage needs sequences of >= {LONG_CLIP_LENGTH} frames, the data has "
+                                   f"{exported}: export more --frames, or pass --long-steps 0")
         config = train_config(data, work / kind, model_json, temporal, clips, device, seed, width, height)
-        trainer = Trainer(config)
         started = time.monotonic()
-        trainer.train()
-        trainer.close()
+        # A finished stage resumes at its end and trains nothing more.
+        for stage_config in (config, long_clip_config(config, long)) if long else (config,):
+            trainer = Trainer(stage_config)
+            trainer.train()
+            trainer.close()
         state.setdefault("train_seconds", {})[kind] = state.get("train_seconds", {}).get(kind, 0.0) + time.monotonic() - started
         state.setdefault("machine", {})[kind] = f"{platform.node()} ({trainer.device.type})"
         save_state()
-        click.echo(f"{kind}: {clips} clips in {state['train_seconds'][kind]:.0f} s -> {work / kind / 'generator'}")
+        click.echo(f"{kind}: {clips} + {long} clips in {state['train_seconds'][kind]:.0f} s -> {work / kind / 'generator'}")
 
     if only in ("all", "lite"):
         run("lite")
@@ -269,12 +321,18 @@ def command(out: Path, work: Path, sequences: int, frames: int, size: str, steps
                                       inception=real_stream.extractor if real_stream is not None else None,
                                       real_stream=real_stream)
         ratio = lite.warping_error / base.warping_error if base.warping_error > 0 else None
-        lite_config = json.loads((work / "lite" / "train_config.json").read_text())
+        # The schedule as train_config defines it (train_config.json holds the last stage's only).
+        stage1 = train_config(data, work / "lite", model_json, True, state["steps"], device, seed, width,
+                              height).to_dict()
+        training = {k: stage1[k] for k in ("steps", "batch_size", "clip_length", "max_clip_length", "clip_double_every",
+                                           "steps_per_scale", "frame_steps", "decay_start", "temporal_strides",
+                                           "crop_width", "crop_height", "lr", "gan_mode", "weights")}
+        training.update(long_steps=state.get("long_steps", 0), long_clip_length=LONG_CLIP_LENGTH,
+                        long_lr=stage1["lr"] / 2)
         figures = {
-            "command": state.get("command", command_line),
-            "training": {k: lite_config[k] for k in ("steps", "batch_size", "clip_length", "max_clip_length",
-                                                     "clip_double_every", "steps_per_scale", "temporal_strides",
-                                                     "crop_width", "crop_height", "lr", "gan_mode", "weights")},
+            "commands": [state["commands"][stage] for stage in ("all", "export", "lite", "baseline", "evaluate")
+                         if stage in state.get("commands", {})],
+            "training": training,
             "machine": "; ".join(f"{k}: {v}" for k, v in state.get("machine", {}).items()),
             "data": state.get("data", {"sequences": sequences, "frames": frames, "size": [width, height]}),
             "steps": state.get("steps"),

@@ -39,6 +39,9 @@ class TrainConfig:
     real_first_frames: int = 2
 
     # Curriculum
+    # Temporal model only: for the first `frame_steps` clips its generator trains frame by frame
+    # (temporal path off, the baseline's objective), then temporally. 0: temporal from the start.
+    frame_steps: int = 0
     steps_per_scale: int = 0
     finest_alone_steps: int = 0
     clip_length: int = 4
@@ -95,6 +98,8 @@ class TrainConfig:
         need(self.max_clip_length >= self.clip_length, "max_clip_length", ">= clip_length")
         need(self.clip_double_every >= 0, "clip_double_every", ">= 0")
         need(self.steps_per_scale >= 0, "steps_per_scale", ">= 0")
+        need(self.frame_steps == 0 or (self.temporal and 0 < self.frame_steps < self.steps), "frame_steps",
+             "0, or in (0, steps) on a temporal model (some clips must train the temporal path)")
         need(self.finest_alone_steps >= 0, "finest_alone_steps", ">= 0")
         need(self.steps >= 1, "steps", ">= 1")
         need(self.batch_size >= 1, "batch_size", ">= 1")

@@ -4,9 +4,10 @@
   - temporal model, `prev` given: the composite scales (coarsest `active_scales` of them) on the
     stacked labels of t-2..t and the two previous outputs; returns image, raw, flow, weight.
   - temporal model, `prev=None`: the single-image generator on the current frame (first frames).
-  - frame-by-frame baseline (`temporal=False`): the same composite generator with its temporal path
-    off: previous outputs are zeros, the label stack is the current frame repeated, and the output is
-    the hallucinated image alone (no flow, no warping) - pix2pixHD-style, one frame at a time.
+  - frame-by-frame baseline (`temporal=False`, or `frame_by_frame=True` on a temporal model as a
+    warm start): the same composite generator with its temporal path off: previous outputs are
+    zeros, the label stack is the current frame repeated, and the output is the hallucinated image
+    alone (no flow, no warping) - pix2pixHD-style, one frame at a time.
 One `forward` per backward keeps DistributedDataParallel happy.
 """
 
@@ -118,15 +119,17 @@ class TrainableGenerator(nn.Module):
 
     # ---------------------------------------------------------------- forward
     def forward(self, labels: Tensor, prev: Tensor | list[Tensor] | None,
-                active_scales: int | None = None) -> GeneratorOutput:
+                active_scales: int | None = None, frame_by_frame: bool = False) -> GeneratorOutput:
         """labels (B, n_frames*C, H, W) stacked oldest first (or (B, C, H, W) when prev is None);
         prev: per active scale (coarsest first) the stacked previous outputs of that scale, as
-        NVIDIA's code and the renderer keep them, or one finest-scale tensor to pyramid."""
+        NVIDIA's code and the renderer keep them, or one finest-scale tensor to pyramid.
+        `frame_by_frame` (prev None): the composite generator with its temporal path off, even on a
+        temporal model (the baseline's forward)."""
         active = self.num_scales if active_scales is None else active_scales
         channels = self.label_channels
         if prev is None:
             current = labels[:, -channels:]
-            if self.temporal:
+            if self.temporal and not frame_by_frame:
                 image = self.net.first_frame(current[:, :self.config.label_nc])
                 return GeneratorOutput(image, None, None, None, build_pyramid(image, active)[::-1])
             stack = current.repeat(1, self.n_frames, 1, 1)

@@ -8,7 +8,8 @@ t-2..t and the two previous outputs (detached), then
     flow is trusted), output warp, and the temporal GAN + feature matching of every stride whose
     frames are available;
   - the image and temporal discriminators step on real vs detached fake.
-The frame-by-frame baseline (`temporal=False`) trains every frame with the image losses only.
+The frame-by-frame baseline (`temporal=False`) trains every frame with the image losses only; a
+temporal model does the same (its temporal path off) for its first `frame_steps` clips, as a warm start.
 
 Distributed: launched by torchrun (RANK, WORLD_SIZE, LOCAL_RANK in the environment), every network
 is wrapped in DistributedDataParallel; each rank draws different clips.
@@ -348,8 +349,15 @@ class Trainer:
         self.scaler.update()
 
     # ------------------------------------------------------------------ one clip
-    def train_clip(self, batch: dict[str, torch.Tensor], stage: SpatialStage) -> dict[str, float]:
-        """All optimisation steps of one clip; returns mean scalars."""
+    def in_frame_phase(self, step: int) -> bool:
+        """Whether clip `step` (0-based) trains frame by frame: the baseline, or a temporal model's warm start."""
+        return not self.config.temporal or step < self.config.frame_steps
+
+    def train_clip(self, batch: dict[str, torch.Tensor], stage: SpatialStage,
+                   frame_phase: bool | None = None) -> dict[str, float]:
+        """All optimisation steps of one clip; returns mean scalars. `frame_phase`: train every frame
+        with the temporal path off (default: the baseline does, a temporal model does not)."""
+        frame_phase = not self.config.temporal if frame_phase is None else frame_phase
         weights = self.config.weights
         clip = self._prepare(batch, stage)
         labels, rgb, flow = clip["labels"], clip["rgb"], clip["flow"]
@@ -367,12 +375,15 @@ class Trainer:
                 add(name, value)
                 counts[name] = counts.get(name, 0) + 1
 
-        # The single-image generator on the clip's first frame (and every frame of the baseline).
-        single_frames = range(length) if not self.config.temporal else range(1)
-        for t in single_frames:
-            record(self._single_frame_step(labels[:, t], rgb[:, t], stage))
+        # The single-image generator on the clip's first frame; in the frame phase, the composite
+        # generator (temporal path off) on every frame.
+        if self.config.temporal:
+            record(self._single_frame_step(labels[:, 0], rgb[:, 0], stage))
+        if frame_phase:
+            for t in range(length):
+                record(self._single_frame_step(labels[:, t], rgb[:, t], stage, frame_by_frame=True))
 
-        if self.config.temporal and length > self.config.real_first_frames:
+        if not frame_phase and length > self.config.real_first_frames:
             n_prev = self.generator.n_frames - 1
             active = stage.active_scales
             outputs: list[torch.Tensor] = [rgb[:, t] for t in range(self.config.real_first_frames)]
@@ -485,13 +496,16 @@ class Trainer:
         self._backward_step(loss, self.opt_dt)
         return loss.item()
 
-    def _single_frame_step(self, labels_t: torch.Tensor, real: torch.Tensor, stage: SpatialStage) -> dict[str, float]:
-        """pix2pixHD-style step: the frame generator alone on one frame (first frames / baseline)."""
-        if not self.generator.has_single:
+    def _single_frame_step(self, labels_t: torch.Tensor, real: torch.Tensor, stage: SpatialStage,
+                           frame_by_frame: bool = False) -> dict[str, float]:
+        """pix2pixHD-style step on one frame: the single-image generator (a temporal model's first
+        frames), or with `frame_by_frame` the composite generator with its temporal path off."""
+        frame_by_frame = frame_by_frame or not self.config.temporal
+        if not frame_by_frame and not self.generator.has_single:
             return {}
         self.opt_g.zero_grad(set_to_none=True)
         with self._autocast():
-            fake = self.g_ddp(labels_t, None, stage.active_scales).image
+            fake = self.g_ddp(labels_t, None, stage.active_scales, frame_by_frame).image
             gan, fm = self._image_gan_terms(labels_t, real, fake)
             terms = {"G_GAN": gan, "G_FM": fm}
             if self.vgg is not None:
@@ -501,12 +515,13 @@ class Trainer:
             total = self._weighted_total(terms)
         self._backward_step(total, self.opt_g)
         d_loss = self._d_step(labels_t, real, [fake])
-        prefix = "S_" if self.config.temporal else ""
+        # S_: the single-image generator; B_: a temporal model's frame-by-frame (baseline-style) warm start.
+        prefix = "" if not self.config.temporal else ("B_" if frame_by_frame else "S_")
         values = {prefix + k: float(v.item()) for k, v in terms.items()}
         values[prefix + "G_total"] = float(total.item())
         values[prefix + "PSNR"] = psnr_tensor(fake.detach(), real)
         values[prefix + "D_image"] = d_loss
-        if not self.config.temporal:
+        if frame_by_frame:
             self._last_sample = (real.detach().unsqueeze(1), fake.detach().unsqueeze(1))
         return values
 
@@ -529,7 +544,7 @@ class Trainer:
             stage = self.spatial.stage(step)
             self._set_lr(self.lr_at(step))
             self.generator.train()
-            values = self.train_clip(batch, stage)
+            values = self.train_clip(batch, stage, self.in_frame_phase(step))
             self.step = step + 1
             self.history.append(StepRecord(self.step, values))
             if self.dist.is_main:
@@ -559,11 +574,12 @@ class Trainer:
         if self.step % self.config.log_every == 0 or self.step == 1:
             for name, value in values.items():
                 if math.isfinite(value):
-                    self.writer.add_scalar(f"loss/{name}" if name not in ("PSNR", "S_PSNR") else f"quality/{name}",
+                    self.writer.add_scalar(f"quality/{name}" if name.endswith("PSNR") else f"loss/{name}",
                                            value, self.step)
             self.writer.add_scalar("schedule/lr", self.lr_at(self.step - 1), self.step)
             self.writer.add_scalar("schedule/clip_length", self._clip_length(self.step - 1), self.step)
             self.writer.add_scalar("schedule/active_scales", stage.active_scales, self.step)
+            self.writer.add_scalar("schedule/frame_by_frame", float(self.in_frame_phase(self.step - 1)), self.step)
         if self.step % self.config.image_every == 0 and getattr(self, "_last_sample", None) is not None:
             real, fake = self._last_sample
             # Real clip on top, generated clip below, frames left to right; images in [0, 1].

@@ -92,6 +92,38 @@ def test_frame_by_frame_baseline_trains_and_saves_its_kind(tiny_dataset, tiny_mo
     assert meta["metadata"]["temporal"] is False and meta["generator"]["single_g"] is None
 
 
+def test_temporal_model_warm_starts_frame_by_frame_then_trains_its_temporal_path(tiny_dataset, tiny_model,
+                                                                               tmp_path) -> None:
+    config = _config(tiny_dataset, tiny_model, tmp_path / "warm", steps=4, frame_steps=2)
+    trainer = Trainer(config)
+    start = {k: v.clone() for k, v in trainer.generator.state_dict().items()}
+    history = trainer.train(progress=False, until=2)
+    after_frames = {k: v.clone() for k, v in trainer.generator.state_dict().items()}
+    trainer.train(progress=False)
+    trainer.close()
+
+    def changed(before: dict, after: dict, part: str) -> bool:
+        return any(not torch.equal(before[k], after[k]) for k in before if part in k)
+
+    # Frame phase: the baseline's objective on every frame; the hallucination path learns, the flow
+    # head does not (it is not used yet), and the single-image generator keeps learning on frame 0.
+    assert all("B_PSNR" in r.values and "S_PSNR" in r.values and "F_Flow" not in r.values for r in history[:2])
+    assert changed(start, after_frames, "model_final_img") and changed(start, after_frames, "single_g.")
+    assert not changed(start, after_frames, "model_final_flow")
+    # Then temporal clips: flow, warping and the temporal discriminator come in.
+    assert all("F_Flow" in r.values and "D_temporal" in r.values and "B_PSNR" not in r.values
+               for r in trainer.history[2:])
+    assert changed(after_frames, trainer.generator.state_dict(), "model_final_flow")
+    assert json.loads((tmp_path / "warm" / "train_config.json").read_text())["frame_steps"] == 2
+
+
+def test_frame_steps_must_leave_temporal_clips(tiny_dataset, tiny_model, tmp_path) -> None:
+    with pytest.raises(ConfigError, match="frame_steps"):
+        _config(tiny_dataset, tiny_model, tmp_path / "x", steps=4, frame_steps=4)
+    with pytest.raises(ConfigError, match="frame_steps"):
+        _config(tiny_dataset, tiny_model, tmp_path / "x", steps=4, frame_steps=2, temporal=False)
+
+
 def test_dataset_clips_flip_and_errors(tiny_dataset) -> None:
     sequences = scan_dataset(tiny_dataset)
     plain = ClipDataset(sequences, 3, (64, 32), flip=False)[0]
