@@ -322,13 +322,14 @@ def command(out: Path, work: Path, sequences: int, frames: int, size: str, steps
                                       real_stream=real_stream)
         ratio = lite.warping_error / base.warping_error if base.warping_error > 0 else None
         # The schedule as train_config defines it (train_config.json holds the last stage's only).
-        stage1 = train_config(data, work / "lite", model_json, True, state["steps"], device, seed, width,
-                              height).to_dict()
-        training = {k: stage1[k] for k in ("steps", "batch_size", "clip_length", "max_clip_length", "clip_double_every",
+        stage1 = train_config(data, work / "lite", model_json, True, state["steps"], device, seed, width, height)
+        stage2 = long_clip_config(stage1, state.get("long_steps", 0))
+        values = stage1.to_dict()
+        training = {k: values[k] for k in ("steps", "batch_size", "clip_length", "max_clip_length", "clip_double_every",
                                            "steps_per_scale", "frame_steps", "decay_start", "temporal_strides",
                                            "crop_width", "crop_height", "lr", "gan_mode", "weights")}
-        training.update(long_steps=state.get("long_steps", 0), long_clip_length=LONG_CLIP_LENGTH,
-                        long_lr=stage1["lr"] / 2)
+        training.update(long_steps=stage2.steps - stage1.steps, long_clip_length=stage2.clip_length,
+                        long_lr=stage2.lr)
         figures = {
             "commands": [state["commands"][stage] for stage in ("all", "export", "lite", "baseline", "evaluate")
                          if stage in state.get("commands", {})],

@@ -353,11 +353,9 @@ class Trainer:
         """Whether clip `step` (0-based) trains frame by frame: the baseline, or a temporal model's warm start."""
         return not self.config.temporal or step < self.config.frame_steps
 
-    def train_clip(self, batch: dict[str, torch.Tensor], stage: SpatialStage,
-                   frame_phase: bool | None = None) -> dict[str, float]:
-        """All optimisation steps of one clip; returns mean scalars. `frame_phase`: train every frame
-        with the temporal path off (default: the baseline does, a temporal model does not)."""
-        frame_phase = not self.config.temporal if frame_phase is None else frame_phase
+    def train_clip(self, batch: dict[str, torch.Tensor], stage: SpatialStage, frame_phase: bool) -> dict[str, float]:
+        """All optimisation steps of one clip; returns mean scalars. `frame_phase` (see
+        `in_frame_phase`): train every frame with the temporal path off."""
         weights = self.config.weights
         clip = self._prepare(batch, stage)
         labels, rgb, flow = clip["labels"], clip["rgb"], clip["flow"]
@@ -500,7 +498,6 @@ class Trainer:
                            frame_by_frame: bool = False) -> dict[str, float]:
         """pix2pixHD-style step on one frame: the single-image generator (a temporal model's first
         frames), or with `frame_by_frame` the composite generator with its temporal path off."""
-        frame_by_frame = frame_by_frame or not self.config.temporal
         if not frame_by_frame and not self.generator.has_single:
             return {}
         self.opt_g.zero_grad(set_to_none=True)
