@@ -2,20 +2,24 @@
 
 Two modes:
 
-- lock-step ("lockstep"): every frame is rendered, in order (recording, demo). The render of
-  frame N runs on a render thread while the main thread ticks the world and remaps frame N + 1
-  and shows and records frame N - 1, so the work around the renderer hides behind it.
+- lock-step ("lockstep"): every frame is rendered, in order (recording, demo). Up to `in_flight`
+  (2) frames are with the renderer at once: while it renders frame N, frame N + 1 already waits
+  in its queue, and the main thread shows and records frame N - 1 and ticks the world and remaps
+  frame N + 2. The renderer goes from one frame to the next without waiting for us, so the work
+  around it hides behind it, the transport round trip included.
 - latest-wins ("latest"): interactive driving. Each frame is submitted and the newest rendered
   image is shown; the simulation never waits for the renderer.
 
 Stages timed into `Frame.timings_ms` (milliseconds): world (source.tick), remap (label ids,
 instance ids, palette and RGB conversion), wait (main thread blocked on the renderer), transport
-(request/reply round trip minus the worker's own render time), render (the worker's render
-time), display (draw + keyboard), record_queue (hand-off to the recorder thread; the recorder
+(request/reply round trip minus the worker's own render time and, in lock-step, minus the time
+the frame waited behind the one before; an estimate, as replies are read when the main thread
+asks for them), render (the worker's render time), display (draw + keyboard), record_queue (hand-off to the recorder thread; the recorder
 adds "record", its encode time), frame (the main loop's period for this frame).
 
 The renderer sits behind `RenderBackend`: `ClientBackend` wraps the ZeroMQ `RenderClient`
-(worker process), `InProcessBackend` wraps a `SequentialRenderer` (benchmarks, no worker).
+(worker process; frames in flight queue in the worker), `InProcessBackend` wraps a
+`SequentialRenderer` (benchmarks, no worker; frames in flight queue for a render thread).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -52,6 +56,8 @@ class Rendered:
     round_trip_ms: float
     # The renderer's own time when the worker reports it; else None (all counted as render).
     worker_ms: float | None = None
+    # Part of round_trip_ms spent queued behind the frame before (lock-step with frames in flight).
+    queued_ms: float = 0.0
 
 
 class RenderBackend(Protocol):
@@ -59,6 +65,12 @@ class RenderBackend(Protocol):
 
     def render(self, label_ids: np.ndarray, instance_ids: np.ndarray | None, frame_id: int) -> Rendered:
         """Render one frame and wait for it (lock-step)."""
+
+    def send(self, label_ids: np.ndarray, instance_ids: np.ndarray | None, frame_id: int) -> None:
+        """Lock-step with frames in flight: start a frame; `receive()` returns frames in the order sent."""
+
+    def receive(self) -> Rendered:
+        """The oldest frame sent and not yet received, waiting for it."""
 
     def submit(self, label_ids: np.ndarray, instance_ids: np.ndarray | None, frame_id: int) -> None:
         """Hand a frame over without waiting (latest-wins)."""
@@ -74,17 +86,29 @@ class RenderBackend(Protocol):
 
 
 class InProcessBackend:
-    """A `SequentialRenderer` (anything with `step(label_ids, instance_ids)`) in this process."""
+    """A `SequentialRenderer` (anything with `step(label_ids, instance_ids)`) in this process;
+    frames sent in lock-step render on a thread of their own."""
 
     def __init__(self, renderer: Any):
         self.renderer = renderer
         self._latest: Rendered | None = None
+        self._thread: _RenderThread | None = None
 
     def render(self, label_ids: np.ndarray, instance_ids: np.ndarray | None, frame_id: int) -> Rendered:
         start = time.perf_counter()
         rgb = self.renderer.step(label_ids, instance_ids)
         elapsed_ms = (time.perf_counter() - start) * 1e3
         return Rendered(frame_id, rgb, elapsed_ms, elapsed_ms)
+
+    def send(self, label_ids: np.ndarray, instance_ids: np.ndarray | None, frame_id: int) -> None:
+        if self._thread is None:
+            self._thread = _RenderThread(self)
+        self._thread.submit(label_ids, instance_ids, frame_id)
+
+    def receive(self) -> Rendered:
+        if self._thread is None:
+            raise RuntimeError("no frame in flight: send() one first")
+        return self._thread.result()
 
     def submit(self, label_ids: np.ndarray, instance_ids: np.ndarray | None, frame_id: int) -> None:
         # In-process there is nothing to overlap with: render now, hand it out on latest().
@@ -98,7 +122,9 @@ class InProcessBackend:
         return "in-process"
 
     def close(self) -> None:
-        pass
+        if self._thread is not None:
+            self._thread.close()
+            self._thread = None
 
 
 class ClientBackend:
@@ -115,6 +141,14 @@ class ClientBackend:
         result = self.client.last_result
         worker_ms = float(result.render_ms) if result is not None else None
         return Rendered(frame_id, rgb, round_trip_ms, worker_ms)
+
+    def send(self, label_ids: np.ndarray, instance_ids: np.ndarray | None, frame_id: int) -> None:
+        self.client.send(frame_id, label_ids, instance_ids)
+
+    def receive(self) -> Rendered:
+        result = self.client.receive()
+        return Rendered(result.frame_id, result.rgb, float(result.latency_ms), float(result.render_ms),
+                        float(result.queued_ms))
 
     def submit(self, label_ids: np.ndarray, instance_ids: np.ndarray | None, frame_id: int) -> None:
         self.client.submit(frame_id, label_ids, instance_ids)
@@ -160,7 +194,10 @@ class PipelineConfig:
     """How the pipeline runs.
 
     mode: "lockstep" (every frame rendered, in order) or "latest" (latest-wins, interactive).
-    overlap: in lock-step, render frame N while preparing N + 1 and presenting N - 1.
+    overlap: in lock-step, keep frames in flight with the renderer while presenting and preparing
+        others; False renders one frame at a time, nothing overlapped.
+    in_flight: lock-step frames with the renderer at once when overlapping (1..4; 2 keeps the
+        renderer busy while a reply travels back; a ClientBackend's client must allow as many).
     tag_scheme: CARLA tag scheme or version; None takes each frame's `tag_scheme`.
     unknown_tags: "error" or "unlabeled" (see Remapper).
     remap_overrides: YAML file or mapping of tag overrides (see Remapper).
@@ -172,6 +209,7 @@ class PipelineConfig:
 
     mode: Mode = "lockstep"
     overlap: bool = True
+    in_flight: int = 2
     tag_scheme: str | None = None
     unknown_tags: Literal["error", "unlabeled"] = "error"
     remap_overrides: Any = None
@@ -183,6 +221,9 @@ class PipelineConfig:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"mode={self.mode!r}: allowed modes are {MODES}")
+        if not 1 <= self.in_flight <= 4:
+            raise ValueError(f"in_flight must be 1..4 (the worker queues at most 4 frames per session), "
+                             f"got {self.in_flight}")
         if self.max_fps is not None and not self.max_fps > 0:
             raise ValueError(f"max_fps must be positive or None, got {self.max_fps}")
 
@@ -204,12 +245,13 @@ class _Rate:
 
 
 class _RenderThread:
-    """Runs backend.render() off the main thread, one job at a time, results in order."""
+    """Runs backend.render() off the main thread, jobs in the order submitted, results in order."""
 
     def __init__(self, backend: RenderBackend):
         self._backend = backend
-        self._jobs: queue.Queue[tuple[Prepared, float] | None] = queue.Queue(maxsize=1)
-        self._results: queue.Queue[Rendered | BaseException] = queue.Queue(maxsize=1)
+        self._jobs: queue.Queue[tuple[np.ndarray, np.ndarray | None, int, float] | None] = queue.Queue()
+        self._results: queue.Queue[Rendered | BaseException] = queue.Queue()
+        self._done_at = 0.0
         self._thread = threading.Thread(target=self._loop, name="render", daemon=True)
         self._thread.start()
 
@@ -218,17 +260,18 @@ class _RenderThread:
             job = self._jobs.get()
             if job is None:
                 return
-            prepared, _ = job
+            label_ids, instance_ids, frame_id, sent_at = job
+            started = time.perf_counter()
             try:
-                result: Rendered | BaseException = self._backend.render(
-                    prepared.label_ids, prepared.instance_ids, prepared.frame.frame_id
-                )
+                result: Rendered | BaseException = self._backend.render(label_ids, instance_ids, frame_id)
+                result.queued_ms = max(0.0, (started - sent_at) * 1e3)
+                result.round_trip_ms += result.queued_ms
             except BaseException as error:  # handed to the main thread, which raises it
                 result = error
             self._results.put(result)
 
-    def submit(self, prepared: Prepared) -> None:
-        self._jobs.put((prepared, time.perf_counter()))
+    def submit(self, label_ids: np.ndarray, instance_ids: np.ndarray | None, frame_id: int) -> None:
+        self._jobs.put((label_ids, instance_ids, frame_id, time.perf_counter()))
 
     def result(self) -> Rendered:
         result = self._results.get()
@@ -263,6 +306,7 @@ class Pipeline:
         self.config = config or PipelineConfig()
         self._remappers: dict[str, Remapper] = {}
         self._stage_samples: dict[str, list[float]] = collections.defaultdict(list)
+        self._paired_ms: list[tuple[float, float]] = []  # (frame period, render) of frames with both
         self._sim_rate = _Rate(self.config.rate_window)
         self._render_rate = _Rate(self.config.rate_window)
         self._latency_ms: float | None = None
@@ -312,7 +356,7 @@ class Pipeline:
         timings["wait"] = wait_ms
         if result.worker_ms is not None:
             timings["render"] = result.worker_ms
-            timings["transport"] = max(0.0, result.round_trip_ms - result.worker_ms)
+            timings["transport"] = max(0.0, result.round_trip_ms - result.queued_ms - result.worker_ms)
         else:
             timings["render"] = result.round_trip_ms
         self._latency_ms = (time.perf_counter() - prepared.acquired_at) * 1e3
@@ -360,6 +404,8 @@ class Pipeline:
             timings["record_queue"] = (time.perf_counter() - start) * 1e3
         for stage, ms in timings.items():
             self._stage_samples[stage].append(ms)
+        if "frame" in timings and "render" in timings:
+            self._paired_ms.append((timings["frame"], timings["render"]))
         self.frames_presented += 1
         return state
 
@@ -455,28 +501,25 @@ class Pipeline:
             self._callback(on_frame, prepared, result.rgb, state)
 
     def _run_lockstep_overlapped(self, max_frames: int | None, on_frame: Any) -> None:
-        render_thread = _RenderThread(self.backend)
-        try:
-            in_flight: Prepared | None = self._acquire()
-            render_thread.submit(in_flight)
-            acquired = 1
-            while in_flight is not None:
-                upcoming = None
-                if not self._done(acquired, max_frames):
-                    upcoming = self._acquire()  # overlaps with the render of `in_flight`
-                    acquired += 1
-                start = time.perf_counter()
-                result = render_thread.result()
-                self._account_render(in_flight, result, (time.perf_counter() - start) * 1e3)
-                if upcoming is not None:
-                    render_thread.submit(upcoming)
-                # Overlaps with the render of `upcoming`. Every acquired frame is rendered and
-                # presented, so a stop still leaves a complete lock-step sequence.
-                state = self._present(in_flight, result.rgb)
-                self._callback(on_frame, in_flight, result.rgb, state)
-                in_flight = upcoming
-        finally:
-            render_thread.close()
+        in_flight: collections.deque[Prepared] = collections.deque()
+        acquired = 0
+        while True:
+            # Top up the renderer's queue; this overlaps with the render of the frames in it.
+            while len(in_flight) < self.config.in_flight and not self._done(acquired, max_frames):
+                prepared = self._acquire()
+                acquired += 1
+                self.backend.send(prepared.label_ids, prepared.instance_ids, prepared.frame.frame_id)
+                in_flight.append(prepared)
+            if not in_flight:
+                return
+            oldest = in_flight.popleft()
+            start = time.perf_counter()
+            result = self.backend.receive()
+            self._account_render(oldest, result, (time.perf_counter() - start) * 1e3)
+            # Every acquired frame is rendered and presented, so a stop still leaves a complete
+            # lock-step sequence.
+            state = self._present(oldest, result.rgb)
+            self._callback(on_frame, oldest, result.rgb, state)
 
     def _run_latest(self, max_frames: int | None, on_frame: Any) -> None:
         newest: Rendered | None = None
@@ -511,7 +554,7 @@ class Pipeline:
             "fps": round(self.frames_presented / wall_s, 3) if wall_s > 0 else None,
             "stages_ms": statistics,
         }
-        summary.update(overhead(statistics))
+        summary.update(overhead(self._paired_ms))
         unknown_tags: collections.Counter[int] = collections.Counter()
         for remapper in self._remappers.values():
             unknown_tags.update(remapper.unknown_pixel_counts)
@@ -542,22 +585,24 @@ def _ego_fields(frame: Frame) -> dict[str, Any]:
     }}
 
 
-def overhead(statistics: Mapping[str, Mapping[str, float]]) -> dict[str, Any]:
-    """The pipeline's cost around the renderer: mean frame period vs mean render time.
+def overhead(pairs: Sequence[tuple[float, float]]) -> dict[str, Any]:
+    """The pipeline's cost around the renderer from (frame period ms, render ms) per frame.
 
-    Means, not medians: the frame periods sum to the run's wall time, so the difference of the
-    means is the time per frame spent outside the renderer.
+    Only frames with both count: a run's first frame has no period, and its render (the
+    single-image generator, the slowest) would otherwise weigh on one side only. Means, not
+    medians: the frame periods sum to the run's wall time, so the difference of the means is the
+    time per frame spent outside the renderer.
     """
-    if "frame" not in statistics or "render" not in statistics:
+    if not pairs:
         return {}
-    frame_ms = statistics["frame"]["mean"]
-    render_ms = statistics["render"]["mean"]
+    frame_ms = float(np.mean([frame for frame, _ in pairs]))
+    render_ms = float(np.mean([render for _, render in pairs]))
     if frame_ms <= 0:
         return {}
     return {
-        "frame_ms_mean": frame_ms,
-        "render_ms_mean": render_ms,
-        "frame_ms_median": statistics["frame"]["median"],
-        "render_ms_median": statistics["render"]["median"],
+        "frame_ms_mean": round(frame_ms, 3),
+        "render_ms_mean": round(render_ms, 3),
+        "frame_ms_median": round(float(np.median([frame for frame, _ in pairs])), 3),
+        "render_ms_median": round(float(np.median([render for _, render in pairs])), 3),
         "pipeline_overhead_pct": round(100.0 * (frame_ms - render_ms) / frame_ms, 2),
     }

@@ -3,7 +3,9 @@
 Two modes, one per client (switch with `reset()`):
 
 - lock-step: `render(frame_id, label_ids, instance_ids) -> rgb` renders every frame, in order,
-  and blocks until it is done; for recording.
+  and blocks until it is done; for recording. Pipelined, `send(...)` up to `max_in_flight` frames
+  and `receive()` them in the order sent, so that the worker starts the next frame as soon as one
+  is done instead of waiting for the round trip.
 - latest-wins: `submit(...)` then `latest()`; at most `max_in_flight` (2) frames are in flight,
   a newer submission replaces one not yet sent, and replies older than the newest shown are
   dropped; for interactive driving.
@@ -13,7 +15,7 @@ every `heartbeat_s`; `liveness` missed heartbeats, an exited worker process, or 
 more than `render_timeout_s` means the worker is lost. With a `WorkerSupervisor` the worker is then
 restarted; either way the client reconnects on a fresh socket and re-primes its session: it resends
 its last few frames (`history_frames`, rendered without images coming back) from a RESET, so that
-the sequential renderer has a history again, then resends the frame it was waiting for. See
+the sequential renderer has a history again, then resends the frames it was waiting for. See
 docs/protocol.md ("Recovery") for what that means for temporal state.
 """
 
@@ -67,6 +69,8 @@ class RenderResult:
     rgb: np.ndarray
     latency_ms: float  # submit/send to reply, as seen by the client
     render_ms: float  # the renderer's own time in the worker
+    # Lock-step, pipelined: the part of latency_ms spent queued behind the previous frame.
+    queued_ms: float = 0.0
 
 
 @dataclass
@@ -81,6 +85,16 @@ class _InFlight:
     frame_id: int
     shape: tuple[int, int]
     sent_at: float
+
+
+@dataclass
+class _Sent:
+    """A lock-step frame sent and not yet received."""
+
+    frame: _Input
+    owned: bool  # the client's own copy (send) or the caller's buffers (render)
+    seq: int = 0
+    sent_at: float = 0.0
 
 
 class RenderClient:
@@ -117,6 +131,9 @@ class RenderClient:
         self._started = False  # whether the worker holds our sequence (else the next RENDER resets)
         self._mode: str | None = None
         self._in_flight: dict[int, _InFlight] = {}
+        self._lockstep: deque[_Sent] = deque()
+        self._early: dict[int, Message] = {}  # replies to lock-step frames behind the oldest, by seq
+        self._last_reply_at = 0.0
         self._next: _Input | None = None
         self._newest: RenderResult | None = None
         self._last_heard = 0.0
@@ -126,7 +143,7 @@ class RenderClient:
         self.facts: dict[str, Any] = {}
         self.state = "disconnected"
         self.stats = {"recoveries": 0, "reprimed_frames": 0, "stale_dropped": 0, "superseded": 0,
-                      "busy_dropped": 0}
+                      "busy_dropped": 0, "busy_resent": 0}
 
     # --- connection -------------------------------------------------------------------------
 
@@ -167,7 +184,9 @@ class RenderClient:
         sock.connect(endpoint)
         self._socket = sock
         self._generation = self.supervisor.generation if self.supervisor is not None else None
+        # Lock-step frames stay queued in self._lockstep: _prime resends them to the new socket.
         self._in_flight.clear()
+        self._early.clear()
         self._started = False
         self.state = "connecting"
 
@@ -221,15 +240,39 @@ class RenderClient:
 
         Call with frames in order; after a worker failure the frame is rendered by the new worker.
         """
-        frame = self._checked_input(frame_id, label_ids, instance_ids, copy=False)
-        self._use_mode("lockstep")
+        if self._lockstep:
+            raise RuntimeError(f"{len(self._lockstep)} frames sent with send() are not received yet; "
+                               "receive() them before calling render()")
+        # The caller's buffers are only read while render() runs: no copy unless kept as history.
+        self._send_lockstep(self._checked_input(frame_id, label_ids, instance_ids, copy=False), owned=False)
+        return self.receive().rgb
+
+    def send(self, frame_id: int, label_ids: np.ndarray, instance_ids: np.ndarray | None = None) -> None:
+        """Lock-step, pipelined: send label_ids (H, W) uint8 (+ instance_ids) without waiting.
+
+        `receive()` returns the frames in the order sent. At most `max_in_flight` frames may be
+        outstanding; the worker queues them, so it goes from one frame to the next without waiting
+        for a round trip. The client keeps copies, so the caller may reuse its buffers.
+        """
+        frame = self._checked_input(frame_id, label_ids, instance_ids, copy=True)
+        if len(self._lockstep) >= self.max_in_flight:
+            raise RuntimeError(f"{len(self._lockstep)} frames are in flight (max_in_flight="
+                               f"{self.max_in_flight}); receive() one before sending another")
+        self._send_lockstep(frame, owned=True)
+
+    def receive(self) -> RenderResult:
+        """The oldest frame sent and not yet received, rendered; waits for it.
+
+        A lost worker is restarted (when supervised) or reconnected; the session is re-primed and
+        every frame in flight is sent again, so none is missing from a lock-step run.
+        """
+        if not self._lockstep:
+            raise RuntimeError("no frame in flight: send() one first")
         busy_retries = 0
         while True:
+            head = self._lockstep[0]
             try:
-                self._ensure_ready()
-                sent_at = time.monotonic()
-                seq = self._send_render(frame, 0)
-                message = self._wait_reply(seq, sent_at)
+                message = self._await_lockstep(head)
             except _WorkerLost as lost:
                 self._recover(str(lost))
                 continue
@@ -239,16 +282,76 @@ class RenderClient:
                     continue
                 if message.code == ErrorCode.BUSY and busy_retries < self.retries:
                     busy_retries += 1
+                    self.stats["busy_resent"] += 1
                     time.sleep(0.05 * 2**busy_retries)
+                    self._resend_refused()
                     continue
-                raise WorkerError(message.code, message.text or "", frame_id)
-            rgb = protocol.check_render_reply(message, frame.label_ids.shape)
+                self._lockstep.popleft()
+                raise WorkerError(message.code, message.text or "", head.frame.frame_id)
+            rgb = protocol.check_render_reply(message, head.frame.label_ids.shape)
+            self._lockstep.popleft()
             if rgb is None:
-                raise WorkerError(ErrorCode.BAD_FRAME_COUNT, "reply without an image", frame_id)
+                raise WorkerError(ErrorCode.BAD_FRAME_COUNT, "reply without an image", head.frame.frame_id)
+            now = time.monotonic()
+            # The worker starts a frame once the one before is done: time before that was queueing.
+            queued_s = max(0.0, min(self._last_reply_at, now) - head.sent_at)
+            self._last_reply_at = now
             self._failures = 0
-            self.last_result = RenderResult(frame_id, rgb, (time.monotonic() - sent_at) * 1000, message.aux / 1000)
-            self._history.append(self._copied(frame))
-            return rgb
+            self.last_result = RenderResult(head.frame.frame_id, rgb, (now - head.sent_at) * 1000,
+                                            message.aux / 1000, queued_s * 1000)
+            self._history.append(head.frame if head.owned else self._copied(head.frame))
+            return self.last_result
+
+    def _send_lockstep(self, frame: _Input, owned: bool) -> None:
+        self._use_mode("lockstep")
+        while True:  # bounded: _recover raises WorkerUnavailable after `retries` failures in a row
+            try:
+                self._ensure_ready()
+                break
+            except _WorkerLost as lost:
+                self._recover(str(lost))
+        sent = _Sent(frame, owned)
+        self._lockstep.append(sent)
+        try:
+            self._transmit(sent)
+        except _WorkerLost as lost:
+            self._recover(str(lost))  # re-primes and resends every frame in flight, this one too
+
+    def _transmit(self, sent: _Sent) -> None:
+        sent.sent_at = time.monotonic()
+        sent.seq = self._send_render(sent.frame, 0)
+
+    def _await_lockstep(self, head: _Sent) -> Message:
+        """The reply to `head`; replies to later frames that come first are kept for later."""
+        while True:
+            message = self._early.pop(head.seq, None)
+            if message is not None:
+                return message
+            message = self._poll_message(min(0.1, self.heartbeat_s))
+            if message is None:
+                self._check_alive(head.sent_at)
+            elif message.msg_type == MsgType.PONG:
+                continue
+            elif any(sent.seq == message.seq for sent in self._lockstep):
+                self._early[message.seq] = message
+            else:
+                self.stats["stale_dropped"] += 1
+
+    def _resend_refused(self) -> None:
+        """The worker refused the oldest frame in flight (BUSY): send it and those after it again."""
+        if len(self._lockstep) == 1:
+            # Nothing was sent after it, so the worker's sequence is still at the frame before.
+            try:
+                self._transmit(self._lockstep[0])
+            except _WorkerLost as lost:
+                self._recover(str(lost))
+            return
+        # Frames sent after it may have been rendered on the wrong history: start the sequence again.
+        self._started = False
+        try:
+            self._prime()
+        except _WorkerLost as lost:
+            self._recover(str(lost))
 
     # --- latest-wins mode -------------------------------------------------------------------
 
@@ -269,8 +372,8 @@ class RenderClient:
 
     @property
     def in_flight(self) -> int:
-        """Frames sent and not yet answered."""
-        return len(self._in_flight)
+        """Frames sent and not yet answered (either mode)."""
+        return len(self._in_flight) + len(self._lockstep)
 
     def _pump(self, wait_s: float) -> None:
         while True:  # bounded: _recover raises WorkerUnavailable after `retries` failures in a row
@@ -336,6 +439,8 @@ class RenderClient:
         """Start a new sequence: the next frame is rendered without history; modes may switch."""
         self._history.clear()
         self._in_flight.clear()
+        self._lockstep.clear()
+        self._early.clear()
         self._next = None
         self._newest = None
         self._mode = None
@@ -489,7 +594,8 @@ class RenderClient:
             self._recover(str(lost))
 
     def _prime(self) -> None:
-        """Rebuild the worker's history: resend the last frames from a RESET, images not sent back."""
+        """Rebuild the worker's history: resend the last frames from a RESET, images not sent back;
+        then resend the lock-step frames in flight."""
         self.state = "priming"
         self._started = False
         for frame in list(self._history):
@@ -499,4 +605,8 @@ class RenderClient:
             if message.msg_type == MsgType.ERROR:
                 raise WorkerError(message.code, f"while re-priming: {message.text}", frame.frame_id)
             self.stats["reprimed_frames"] += 1
+        self._early.clear()
+        self._last_reply_at = 0.0
+        for sent in self._lockstep:
+            self._transmit(sent)
         self.state = "ok"

@@ -1,16 +1,25 @@
 """Cost per frame of each pipeline stage, and end-to-end fps against the renderer's own fps.
 
     python -m carla_neural.stage_bench [--json PATH] [--sizes 512x256,1024x512] [--checkpoint CKPT]
+                                       [--no-cpu-split]
 
 Stages (milliseconds per frame, median): world (built-in world tick with the sensors the demo
 uses: semantic, instance, RGB; `world_all_sensors_ms` adds depth and flow), remap (label
 ids, instance ids, palette, RGB), transport (ZeroMQ round trip to a worker process minus the
-worker's render time), render (in-process renderer step), display (headless pygame draw + poll),
-record (all four H.264 videos, synchronous). End to end: the lock-step pipeline with a worker,
-display and recorder. `renderer_fps` is the worker's own render rate in that run and
-`overhead_pct` = (mean frame period - mean worker render time) / mean frame period, the
-share of the frame time spent around the renderer (both measured in the same run, so a busy
-machine skews them alike).
+worker's render time, one frame at a time), render (in-process renderer step with all CPUs),
+display (headless pygame draw + poll), record (all four H.264 videos, synchronous).
+
+End to end: the lock-step pipeline as `carla-neural demo` runs it: a worker process, headless
+display and recorder, 2 frames in flight, and (unless --no-cpu-split) the worker on its own
+CPUs with one renderer thread each and this process on the others (carla_neural.cpu_split).
+`render_split_ms` is the renderer alone on the worker's CPUs with the worker's thread count.
+Three ways to read the end-to-end rate:
+
+- `overhead_pct` = (mean frame period - mean worker render time) / mean frame period, in the
+  same run: the share of the frame time the pipeline adds around the renderer;
+- `vs_alone_split_pct` = 1 - e2e fps / fps of the renderer alone on the worker's CPUs;
+- `vs_alone_pct` = 1 - e2e fps / fps of the renderer alone with all CPUs (which, on a machine
+  without a GPU, the pipeline must share with it).
 """
 
 from __future__ import annotations
@@ -42,8 +51,20 @@ def _median_ms(operation: Callable[[int], Any], count: int, warmup: int = 1) -> 
     return round(statistics.median(samples), 3)
 
 
+def _render_median_ms(backend: Any, world_frames: list[Any], remapper: Any, count: int) -> float:
+    """Median in-process render step over `count` frames after 2 warm-up frames."""
+    samples = []
+    for index in range(count + 2):
+        step = world_frames[index % len(world_frames)]
+        rendered = backend.render(remapper.label_ids(step.semantic_bgra),
+                                  remapper.instance_ids(step.instance_bgra), index)
+        if index >= 2:  # the first frames come from the single-image generator
+            samples.append(rendered.round_trip_ms)
+    return round(statistics.median(samples), 3)
+
+
 def bench_size(width: int, height: int, checkpoint: str, device: str, frames: int, render_frames: int,
-               e2e_frames: int) -> dict[str, Any]:
+               e2e_frames: int, cpu_split: bool = True) -> dict[str, Any]:
     """All stage figures at one size."""
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     from carla_neural.display import Display
@@ -53,8 +74,11 @@ def bench_size(width: int, height: int, checkpoint: str, device: str, frames: in
     from carla_neural.sources.encoding import bgra_to_rgb
     from carla_neural.sources.world import BuiltinWorld, WorldConfig
     from carla_neural.worker_supervisor import WorkerSupervisor
+    from carla_neural.cli._live import worker_cpu_options
     from carla_neural.cli.demo import _world_config
+    from carla_neural.cpu_split import pinned, plan_split
     from renderer.loading import load_renderer
+    import torch
 
     result: dict[str, Any] = {"size": f"{width}x{height}"}
     with BuiltinWorld(_world_config(WorldConfig, width, height, 0)) as world:
@@ -95,19 +119,23 @@ def bench_size(width: int, height: int, checkpoint: str, device: str, frames: in
 
     renderer = load_renderer(checkpoint, device=device)
     backend = InProcessBackend(renderer)
-    render_samples = []
-    for index in range(render_frames + 2):
-        step = world_frames[index % len(world_frames)]
-        rendered = backend.render(remapper.label_ids(step.semantic_bgra),
-                                  remapper.instance_ids(step.instance_bgra), index)
-        if index >= 2:  # the first frames come from the single-image generator
-            render_samples.append(rendered.round_trip_ms)
-    result["render_ms"] = round(statistics.median(render_samples), 3)
-    result["renderer_fps"] = round(1000.0 / result["render_ms"], 3)  # replaced by the worker's figure below
+    result["render_ms"] = _render_median_ms(backend, world_frames, remapper, render_frames)
+    result["renderer_alone_fps"] = round(1000.0 / result["render_ms"], 3)
+    split = plan_split() if cpu_split else None
+    result["cpu_split"] = split.describe() if split else None
+    if split is not None:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(len(split.worker))
+        try:
+            with pinned(split.worker):
+                result["render_split_ms"] = _render_median_ms(backend, world_frames, remapper, render_frames)
+        finally:
+            torch.set_num_threads(threads)
     del renderer, backend
 
-    with tempfile.TemporaryDirectory() as folder, \
-            WorkerSupervisor(checkpoint, device=device, log_path=Path(folder) / "worker.log") as supervisor:
+    with pinned(split.pipeline if split else None), tempfile.TemporaryDirectory() as folder, \
+            WorkerSupervisor(checkpoint, device=device, log_path=Path(folder) / "worker.log",
+                             **worker_cpu_options(split)) as supervisor:
         supervisor.start()
         client = supervisor.client()
         try:
@@ -142,6 +170,9 @@ def bench_size(width: int, height: int, checkpoint: str, device: str, frames: in
     if result["e2e_worker_render_ms"]:
         result["renderer_fps"] = round(1000.0 / result["e2e_worker_render_ms"], 3)
     result["overhead_pct"] = e2e_summary.get("pipeline_overhead_pct")
+    result["vs_alone_pct"] = round(100.0 * (1.0 - result["e2e_fps"] / result["renderer_alone_fps"]), 2)
+    if "render_split_ms" in result:
+        result["vs_alone_split_pct"] = round(100.0 * (1.0 - result["e2e_fps"] * result["render_split_ms"] / 1000.0), 2)
     result["e2e_stages_ms"] = {stage: figures["median"] for stage, figures in e2e_summary["stages_ms"].items()}
     result["around_renderer_serial_ms"] = round(
         sum(result[key] for key in ("world_ms", "remap_ms", "transport_ms", "display_ms", "record_ms")), 3
@@ -158,8 +189,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", default="bundled", help="renderer checkpoint (default: bundled)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--frames", type=int, default=30, help="frames per cheap stage")
-    parser.add_argument("--render-frames", type=int, default=5, help="frames for render and transport")
-    parser.add_argument("--e2e-frames", type=int, default=20, help="frames of the end-to-end run")
+    parser.add_argument("--render-frames", type=int, default=20, help="frames for render and transport")
+    parser.add_argument("--e2e-frames", type=int, default=60, help="frames of the end-to-end run")
+    parser.add_argument("--no-cpu-split", dest="cpu_split", action="store_false",
+                        help="end to end without giving the worker its own CPUs")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     sizes = []
@@ -174,16 +207,19 @@ def main(argv: list[str] | None = None) -> int:
         "checkpoint": args.checkpoint,
         "sizes": [],
     }
-    header = ("size", "world", "remap", "transport", "render", "display", "record", "renderer fps",
-              "e2e fps", "overhead %")
+    header = ("size", "world", "remap", "transport", "render", "display", "record", "render on worker CPUs",
+              "renderer fps in run", "e2e fps", "overhead %", "vs alone on worker CPUs %", "vs alone %")
     print(" | ".join(header))
     for width, height in sizes:
         figures = bench_size(width, height, args.checkpoint, args.device, args.frames, args.render_frames,
-                             args.e2e_frames)
+                             args.e2e_frames, args.cpu_split)
         results["sizes"].append(figures)
-        print(" | ".join(str(figures[key]) for key in (
+        print(" | ".join(str(figures.get(key, "-")) for key in (
             "size", "world_ms", "remap_ms", "transport_ms", "render_ms", "display_ms", "record_ms",
-            "renderer_fps", "e2e_fps", "overhead_pct")), flush=True)
+            "render_split_ms", "renderer_fps", "e2e_fps", "overhead_pct", "vs_alone_split_pct",
+            "vs_alone_pct")), flush=True)
+    if any(figures.get("cpu_split") for figures in results["sizes"]):
+        print(f"end to end with {results['sizes'][0]['cpu_split']}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2) + "\n")

@@ -60,13 +60,19 @@ class WorkerSupervisor:
     def __init__(self, checkpoint: str | Path, *, engine: str = "torch", device: str = "auto",
                  bind: str = "tcp://127.0.0.1:*", ready_timeout_s: float = 120.0,
                  log_path: str | Path | None = None, worker_args: Sequence[str] = (),
-                 max_restarts: int = 10, env: dict[str, str] | None = None) -> None:
+                 max_restarts: int = 10, env: dict[str, str] | None = None,
+                 cpus: Sequence[int] | None = None, threads: int | None = None) -> None:
         self.checkpoint = str(checkpoint)
         self.engine = engine
         self.device = device
         self.bind = bind
         self.ready_timeout_s = ready_timeout_s
         self.worker_args = list(worker_args)
+        # Pinning (see carla_neural.cpu_split): the worker's CPUs and its renderer's threads.
+        if cpus:
+            self.worker_args += ["--cpus", ",".join(str(cpu) for cpu in sorted(cpus))]
+        if threads is not None:
+            self.worker_args += ["--threads", str(threads)]
         self.max_restarts = max_restarts
         self._env = env
         self._own_log = log_path is None

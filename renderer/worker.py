@@ -34,6 +34,7 @@ import numpy as np
 import zmq
 
 from renderer import protocol
+from renderer.cpus import available_cpus, can_pin, format_cpus, parse_cpus, pin_process
 from renderer.protocol import ErrorCode, Flag, Limits, MsgType, ProtocolError
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,8 @@ class WorkerConfig:
     limits: Limits = field(default_factory=Limits)
     size: tuple[int, int] | None = None  # working (W, H); None: each session's first frame's size
     parent_pid: int | None = None
+    cpus: tuple[int, ...] | None = None  # pin the worker process to these CPUs (Linux)
+    threads: int | None = None  # the renderer's CPU threads (torch); None: torch's default
 
 
 class BindRefused(ValueError):
@@ -437,6 +440,35 @@ def parse_size(text: str) -> tuple[int, int]:
     return width, height
 
 
+def apply_cpu_limits(cpus: tuple[int, ...] | None, threads: int | None) -> dict[str, Any]:
+    """Pin every thread of this process to `cpus` and set torch's thread count; return what holds now.
+
+    Call before the model loads, so that the threads torch and ZeroMQ start later inherit the pinning.
+    """
+    if cpus:
+        if can_pin():
+            pin_process(cpus)
+        else:
+            log.warning("--cpus is ignored: this system cannot pin processes to CPUs")
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"threads must be at least 1, got {threads}")
+        import torch
+
+        torch.set_num_threads(threads)
+    facts: dict[str, Any] = {"cpus": format_cpus(available_cpus())}
+    if threads is not None:
+        facts["threads"] = threads
+    return facts
+
+
+def _cpus_argument(text: str) -> tuple[int, ...]:
+    try:
+        return parse_cpus(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _size_argument(text: str) -> tuple[int, int]:
     try:
         return parse_size(text)
@@ -460,6 +492,11 @@ def _parse_args(argv: list[str] | None) -> WorkerConfig:
     parser.add_argument("--max-pixels", type=int, default=Limits.max_pixels)
     parser.add_argument("--size", type=_size_argument, default=None,
                         help="working size WxH the model renders at (inputs are resized to it)")
+    parser.add_argument("--cpus", type=_cpus_argument, default=None,
+                        help="pin the worker to these CPUs, e.g. 1, 2-7 or 0,2 (Linux), so that it does not "
+                             "compete with a simulator or pipeline on the same machine")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads of the renderer (torch); default: torch's choice")
     parser.add_argument("--parent-pid", type=int, default=None, help="exit when this process is gone")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
@@ -469,7 +506,8 @@ def _parse_args(argv: list[str] | None) -> WorkerConfig:
                         allow_remote=args.allow_remote, max_sessions=args.max_sessions,
                         session_ttl_s=args.session_ttl, max_pending_per_session=args.max_pending,
                         max_queue=args.max_queue, hwm=args.hwm, parent_pid=args.parent_pid, size=args.size,
-                        limits=Limits(max_side=args.max_side, max_pixels=args.max_pixels))
+                        limits=Limits(max_side=args.max_side, max_pixels=args.max_pixels),
+                        cpus=args.cpus, threads=args.threads)
 
 
 def run(config: WorkerConfig, *, factory: tuple[RendererFactory, dict[str, Any]] | None = None) -> int:
@@ -478,6 +516,11 @@ def run(config: WorkerConfig, *, factory: tuple[RendererFactory, dict[str, Any]]
         check_bind(config.bind, config.allow_remote)
     except BindRefused as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        cpu_facts = apply_cpu_limits(config.cpus, config.threads)
+    except (ValueError, OSError) as exc:
+        print(f"error: cannot apply --cpus/--threads: {exc}", file=sys.stderr)
         return 2
     if factory is None:
         if config.checkpoint != "bundled" and not Path(config.checkpoint).exists():
@@ -490,7 +533,7 @@ def run(config: WorkerConfig, *, factory: tuple[RendererFactory, dict[str, Any]]
             log.debug("load failed", exc_info=True)
             print(f"error: cannot load checkpoint {config.checkpoint}: {type(exc).__name__}: {exc}", file=sys.stderr)
             return 4
-    worker = Worker(config, factory[0], facts=factory[1])
+    worker = Worker(config, factory[0], facts={**factory[1], **cpu_facts})
     try:
         endpoint = worker.bind()
     except zmq.ZMQError as exc:

@@ -58,16 +58,32 @@ def render_options(command: Command) -> Command:
     ]
     for option in reversed(options):
         command = option(command)
-    return command
+    return cpu_split_option(command)
+
+
+def cpu_split_option(command: Command) -> Command:
+    """--cpu-split/--no-cpu-split."""
+    return click.option(
+        "--cpu-split/--no-cpu-split", default=True, show_default=True,
+        help="Give the render worker we start the upper half of the CPUs (one renderer thread each) and "
+             "keep this process on the lower half, so that world, recorder and renderer do not slow "
+             "each other down. Linux, 2 CPUs or more; not with --worker.")(command)
+
+
+def worker_cpu_options(split: Any) -> dict[str, Any]:
+    """WorkerSupervisor keywords for a carla_neural.cpu_split.CpuSplit (none without one)."""
+    return {"cpus": split.worker, "threads": len(split.worker)} if split is not None else {}
 
 
 @contextlib.contextmanager
-def render_backend(checkpoint: str, engine: str, device: str,
-                   worker_endpoint: str | None) -> Iterator[tuple[Any, str]]:
-    """A pipeline backend on a worker: a running one at `worker_endpoint`, or one we start and stop.
+def render_backend(checkpoint: str, engine: str, device: str, worker_endpoint: str | None,
+                   cpu_split: bool = False) -> Iterator[tuple[Any, str]]:
+    """A pipeline backend on a worker: a running one at `worker_endpoint`, or one we start and stop
+    (with cpu_split, on its own CPUs, and this process on the others while the block runs).
 
     Yields (backend, description) and closes both on exit.
     """
+    from carla_neural.cpu_split import pinned, plan_split
     from carla_neural.pipeline import ClientBackend
     from carla_neural.render_client import RenderClient, WorkerSupervisor
 
@@ -76,9 +92,12 @@ def render_backend(checkpoint: str, engine: str, device: str,
             client = RenderClient(worker_endpoint)
             description = f"worker at {worker_endpoint}"
         else:
-            supervisor = stack.enter_context(WorkerSupervisor(checkpoint, engine=engine, device=device))
+            split = plan_split() if cpu_split else None
+            stack.enter_context(pinned(split.pipeline if split else None))
+            supervisor = stack.enter_context(WorkerSupervisor(checkpoint, engine=engine, device=device,
+                                                              **worker_cpu_options(split)))
             client = supervisor.client()
-            description = f"worker process ({checkpoint}, {engine})"
+            description = f"worker process ({checkpoint}, {engine}{'; ' + split.describe() if split else ''})"
         stack.callback(client.close)
         client.connect()
         backend = ClientBackend(client)

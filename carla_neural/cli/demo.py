@@ -11,6 +11,8 @@ from typing import Any
 
 import click
 
+from carla_neural.cli._live import cpu_split_option, worker_cpu_options
+
 log = logging.getLogger(__name__)
 
 # What a previous run left in the folder; removed before a new demo run writes there.
@@ -68,21 +70,17 @@ def _checkpoint_facts(checkpoint: str) -> str:
 @click.option("--device", default="auto", show_default=True, help="Renderer device: auto, cpu, cuda.")
 @click.option("--png/--no-png", default=False, show_default=True,
               help="Also write PNG frames (raw, neural, label ids, instance ids, flow).")
+@cpu_split_option
 def command(frame_count: int, size: tuple[int, int], checkpoint: str, headless: bool, out_dir: Path, seed: int,
-            engine: str, device: str, png: bool) -> None:
+            engine: str, device: str, png: bool, cpu_split: bool) -> None:
     """Built-in world -> render worker -> display and recorder, every frame rendered (lock-step).
 
     Needs no CARLA server: the built-in world drives a car through procedural streets and emits
     CARLA's camera images. Writes videos (raw, labels, neural, side by side), frames.jsonl,
     run.json and summary.json into --out.
     """
-    from tqdm import tqdm
-
-    from carla_neural.display import Display, has_screen
-    from carla_neural.pipeline import ClientBackend, Pipeline, PipelineConfig, Presented
-    from carla_neural.recorder import PNG_KINDS, Recorder, RecorderConfig
-    from carla_neural.sources.world import BuiltinWorld, WorldConfig
-    from carla_neural.worker_supervisor import WorkerStartError, WorkerSupervisor
+    from carla_neural.cpu_split import pinned, plan_split
+    from carla_neural.display import has_screen
 
     width, height = size
     fps = 1.0 / _world_step_s()
@@ -90,10 +88,26 @@ def command(frame_count: int, size: tuple[int, int], checkpoint: str, headless: 
     out_dir.mkdir(parents=True, exist_ok=True)
     _clear_previous_run(out_dir)
     headless = headless or not has_screen()
+    split = plan_split() if cpu_split else None
+    with pinned(split.pipeline if split else None):
+        _run(frame_count, width, height, checkpoint, checkpoint_path, headless, out_dir, seed, engine, device,
+             png, fps, split)
 
-    click.echo(f"demo: starting the render worker ({checkpoint}, {engine}, {device}) ...", err=True)
-    supervisor = WorkerSupervisor(checkpoint_path, engine=engine, device=device,
-                                  log_path=out_dir / "worker.log")
+
+def _run(frame_count: int, width: int, height: int, checkpoint: str, checkpoint_path: str, headless: bool,
+         out_dir: Path, seed: int, engine: str, device: str, png: bool, fps: float, split: Any) -> None:
+    from tqdm import tqdm
+
+    from carla_neural.display import Display
+    from carla_neural.pipeline import ClientBackend, Pipeline, PipelineConfig, Presented
+    from carla_neural.recorder import PNG_KINDS, Recorder, RecorderConfig
+    from carla_neural.sources.world import BuiltinWorld, WorldConfig
+    from carla_neural.worker_supervisor import WorkerStartError, WorkerSupervisor
+
+    click.echo(f"demo: starting the render worker ({checkpoint}, {engine}, {device}"
+               f"{'; ' + split.describe() if split else ''}) ...", err=True)
+    supervisor = WorkerSupervisor(checkpoint_path, engine=engine, device=device, log_path=out_dir / "worker.log",
+                                  **worker_cpu_options(split))
     try:
         supervisor.start()
     except (WorkerStartError, FileNotFoundError) as error:
@@ -109,6 +123,7 @@ def command(frame_count: int, size: tuple[int, int], checkpoint: str, headless: 
         "engine": engine,
         "device": device,
         "mode": "lockstep",
+        "cpu_split": split.describe() if split else None,
         "tag_scheme": "0.9.14",
         "worker": supervisor.ping() or {},
     }

@@ -145,8 +145,8 @@ class DrivePipeline(Pipeline):
 @click.option("--screenshot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Save the last window contents (all panels and the HUD) as a PNG.")
 def command(world: str, host: str, port: int, timeout_s: float, checkpoint: str | None,
-            engine: str | None, device: str, worker_endpoint: str | None, scenario_ref: str | None,
-            map_name: str | None, size: tuple[int, int] | None, fov: float | None,
+            engine: str | None, device: str, worker_endpoint: str | None, cpu_split: bool,
+            scenario_ref: str | None, map_name: str | None, size: tuple[int, int] | None, fov: float | None,
             vehicles: int | None, walkers: int | None, autopilot: bool, frames: int | None,
             key_script: str, headless: bool, screenshot: Path | None) -> None:
     """Drive with neural rendering live: raw | labels | neural side by side, HUD, manual_control keys."""
@@ -162,7 +162,7 @@ def command(world: str, host: str, port: int, timeout_s: float, checkpoint: str 
             check_carla(host, port, timeout_s)  # fail fast, before starting the worker
         panel_size = (scenario.cameras.width, scenario.cameras.height)
         with terminate_as_interrupt(), \
-                render_backend(checkpoint, engine, device, worker_endpoint) as (backend, backend_text), \
+                render_backend(checkpoint, engine, device, worker_endpoint, cpu_split) as (backend, backend_text), \
                 open_source(scenario, world, host, port, timeout_s) as (source, source_text), \
                 Display(panel_size, title=f"carla-neural drive: {source_text}",
                         headless=True if headless else None, autopilot=autopilot) as display:

@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 @render_options
 def command(scenario_ref: str | None, out_dir: Path, frames: int | None, png: bool, overwrite: bool,
             replay_dir: Path | None, world: str, host: str, port: int, timeout_s: float, checkpoint: str | None,
-            engine: str | None, device: str, worker_endpoint: str | None) -> None:
+            engine: str | None, device: str, worker_endpoint: str | None, cpu_split: bool) -> None:
     """Run SCENARIO (a YAML file or a built-in name such as urban_day) and record it.
 
     Every frame is rendered, in order (lock-step). Built-in scenarios: urban_day, rain_night,
@@ -69,7 +69,7 @@ def command(scenario_ref: str | None, out_dir: Path, frames: int | None, png: bo
         opened = (open_replay(replay_dir) if replay_dir is not None
                   else open_source(scenario, world, host, port, timeout_s))
         with terminate_as_interrupt(), \
-                render_backend(checkpoint, engine, device, worker_endpoint) as (backend, backend_text), \
+                render_backend(checkpoint, engine, device, worker_endpoint, cpu_split) as (backend, backend_text), \
                 opened as (source, source_text):
             result = record_run(
                 scenario, source, backend, out_dir, frames=frames, png=png, progress=_progress,

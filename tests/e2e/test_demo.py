@@ -11,6 +11,9 @@ from pathlib import Path
 import av
 import pytest
 
+from carla_neural.cpu_split import plan_split
+from renderer.cpus import format_cpus
+
 
 def carla_neural_command() -> list[str]:
     """The installed console script next to this interpreter, else the click group itself."""
@@ -49,6 +52,10 @@ def test_demo_writes_a_complete_run_folder(tmp_path: Path, tiny_checkpoint: Path
 
     run = json.loads((out / "run.json").read_text())
     assert run["source"] == "builtin" and run["size"] == [128, 64] and run["checkpoint"] == str(checkpoint)
+    split = plan_split()  # on 2 CPUs or more: the worker on its own CPUs, one renderer thread each
+    assert run["cpu_split"] == (split.describe() if split else None)
+    if split is not None:
+        assert run["worker"]["cpus"] == format_cpus(split.worker) and run["worker"]["threads"] == len(split.worker)
 
     summary = json.loads((out / "summary.json").read_text())
     assert summary["frames"] == 8

@@ -65,6 +65,24 @@ def render_all(client: RenderClient, frames: list[np.ndarray], first_id: int = 0
     return output
 
 
+def render_pipelined(client: RenderClient, frames: list[np.ndarray],
+                     after_frame=None) -> list[tuple[int, np.ndarray, int]]:
+    """Lock-step with 2 frames in flight, as the pipeline runs it, sending from one reused buffer."""
+    output = []
+    buffer = np.empty_like(frames[0])
+    sent = 0
+    while len(output) < len(frames):
+        while sent < len(frames) and client.in_flight < 2:
+            buffer[:] = frames[sent]
+            client.send(sent, buffer)  # the client keeps its own copy
+            sent += 1
+        result = client.receive()
+        output.append((result.frame_id, result.rgb.copy(), client.supervisor.generation))
+        if after_frame is not None:
+            after_frame(result.frame_id)
+    return output
+
+
 def reference(supervisor: WorkerSupervisor, frames: list[np.ndarray]) -> list[np.ndarray]:
     with supervisor.client() as client:
         return [client.render(index, label_ids).copy() for index, label_ids in enumerate(frames)]
@@ -107,6 +125,54 @@ def test_lock_step_run_survives_sigkill_mid_run(supervisor):
     assert supervisor.restarts == restarts + 1 and supervisor.pid != pid
     assert "SIGKILL" in supervisor.last_restart_reason
     check_recovered_run(supervisor, frames, output, generation, history)
+
+
+def test_pipelined_lock_step_renders_what_one_frame_at_a_time_does(supervisor):
+    frames = sequence(8, seed=6)
+    with supervisor.client() as client:
+        output = render_pipelined(client, frames)
+        with pytest.raises(RuntimeError, match="no frame in flight"):
+            client.receive()
+        client.send(8, frames[0])
+        client.send(9, frames[1])
+        with pytest.raises(RuntimeError, match=r"receive\(\) one before sending another"):
+            client.send(10, frames[2])
+        with pytest.raises(RuntimeError, match="not received yet"):
+            client.render(10, frames[2])
+        assert [client.receive().frame_id for _ in range(2)] == [8, 9]
+    assert [frame_id for frame_id, _, _ in output] == list(range(8))
+    for (_, rgb, _), expected in zip(output, reference(supervisor, frames)):
+        np.testing.assert_array_equal(rgb, expected)
+
+
+@pytest.mark.slow
+def test_pipelined_lock_step_survives_sigkill_with_frames_in_flight(supervisor):
+    frames = sequence(14, seed=7)
+    restarts, generation = supervisor.restarts, supervisor.generation
+    pid = supervisor.pid
+
+    def kill_after_5(frame_id):
+        if frame_id == 5:  # frame 6 is rendering or queued
+            os.kill(pid, signal.SIGKILL)
+
+    with supervisor.client() as client:
+        output = render_pipelined(client, frames, after_frame=kill_after_5)
+        assert client.stats["recoveries"] == 1 and client.stats["reprimed_frames"] == 2
+    assert supervisor.restarts == restarts + 1
+    check_recovered_run(supervisor, frames, output, generation, 2)
+
+
+@pytest.mark.slow
+def test_busy_refusals_of_frames_in_flight_are_sent_again_in_order(checkpoint):
+    frames = sequence(5, seed=8)
+    # A worker that queues one frame per session refuses the second frame in flight (BUSY).
+    with WorkerSupervisor(checkpoint, device="cpu", env=ENV, ready_timeout_s=90,
+                          worker_args=["--max-pending", "1"]) as strict:
+        with strict.client() as client:
+            output = render_pipelined(client, frames)
+            assert client.stats["busy_resent"] >= 1 and client.stats["recoveries"] == 0
+    assert [frame_id for frame_id, _, _ in output] == list(range(5))
+    assert all(rgb.shape == (HEIGHT, WIDTH, 3) for _, rgb, _ in output)
 
 
 @pytest.mark.slow

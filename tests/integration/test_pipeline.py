@@ -92,16 +92,26 @@ def test_lockstep_through_a_worker_records_every_frame_in_order(
 
 def test_overlapped_and_serial_lockstep_render_the_same_frames(checkpoint: Path) -> None:
     outputs = {}
-    for overlap in (True, False):
-        frames: list[np.ndarray] = []
+    # Serial; then 1, 2 and 4 frames in flight with a render thread.
+    for overlap, in_flight in ((False, 1), (True, 1), (True, 2), (True, 4)):
+        frames: list[tuple[int, np.ndarray]] = []
         backend = InProcessBackend(load_renderer(str(checkpoint), device="cpu"))
         with world(seed=5) as source:
-            Pipeline(source, backend, config=PipelineConfig(overlap=overlap)).run(
-                4, on_frame=lambda item: frames.append(item.neural_rgb))
-        outputs[overlap] = frames
-    assert len(outputs[True]) == len(outputs[False]) == 4
-    for overlapped, serial in zip(outputs[True], outputs[False]):
-        assert np.array_equal(overlapped, serial)
+            Pipeline(source, backend, config=PipelineConfig(overlap=overlap, in_flight=in_flight)).run(
+                5, on_frame=lambda item: frames.append((item.frame.frame_id, item.neural_rgb)))
+        backend.close()
+        outputs[overlap, in_flight] = frames
+    serial = outputs.pop((False, 1))
+    assert len(serial) == 5
+    for frames in outputs.values():
+        assert [frame_id for frame_id, _ in frames] == [frame_id for frame_id, _ in serial]
+        for (_, overlapped), (_, expected) in zip(frames, serial):
+            assert np.array_equal(overlapped, expected)
+
+
+def test_frames_in_flight_are_bounded_by_what_the_worker_queues() -> None:
+    with pytest.raises(ValueError, match="in_flight must be 1..4"):
+        PipelineConfig(in_flight=5)
 
 
 def test_latest_wins_never_shows_a_frame_from_the_future(supervisor: WorkerSupervisor, display: Display) -> None:
@@ -185,9 +195,24 @@ def test_a_worker_killed_mid_run_leaves_no_frame_missing(checkpoint: Path, displ
 def test_overhead_is_the_share_of_frame_time_outside_the_renderer() -> None:
     from carla_neural.pipeline import overhead
 
-    statistics = {"frame": {"mean": 200.0, "median": 190.0}, "render": {"mean": 180.0, "median": 185.0}}
-    assert overhead(statistics)["pipeline_overhead_pct"] == 10.0
-    assert overhead({"render": {"mean": 1.0, "median": 1.0}}) == {}
+    figures = overhead([(190.0, 180.0), (210.0, 180.0)])
+    assert figures["pipeline_overhead_pct"] == 10.0
+    assert figures["frame_ms_mean"] == 200.0 and figures["render_ms_mean"] == 180.0
+    assert overhead([]) == {}
+
+
+def test_overhead_leaves_out_the_first_frame_which_has_no_period(checkpoint: Path) -> None:
+    backend = InProcessBackend(load_renderer(str(checkpoint), device="cpu"))
+    timings: list[dict[str, float]] = []
+    with world() as source:
+        pipeline = Pipeline(source, backend)
+        pipeline.run(3, on_frame=lambda presented: timings.append(dict(presented.frame.timings_ms)))
+        summary = pipeline.run(3, on_frame=lambda presented: timings.append(dict(presented.frame.timings_ms)))
+    assert summary["stages_ms"]["render"]["count"] == 6 and summary["stages_ms"]["frame"]["count"] == 4
+    paired = [frame for frame in timings if "frame" in frame]
+    assert len(paired) == 4 and "frame" not in timings[0] and "frame" not in timings[3]
+    assert summary["render_ms_mean"] == pytest.approx(sum(frame["render"] for frame in paired) / 4, abs=1e-3)
+    assert summary["frame_ms_mean"] == pytest.approx(sum(frame["frame"] for frame in paired) / 4, abs=1e-3)
 
 
 def test_max_fps_caps_the_frame_rate(checkpoint: Path) -> None:

@@ -3,6 +3,7 @@ the problem, and the worker goes on serving everyone else."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -331,3 +332,31 @@ def test_worker_stops_cleanly_and_session_expiry_is_named(checkpoint, tmp_path):
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
     assert "expired" in (tmp_path / "worker.log").read_text()
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="needs Linux CPU affinity (sched_setaffinity)")
+def test_worker_pins_itself_to_the_cpus_it_is_given(checkpoint, tmp_path):
+    last = max(os.sched_getaffinity(0))
+    process, endpoint = start_worker(checkpoint, tmp_path / "worker.log", "--cpus", str(last), "--threads", "1",
+                                     cli=True)
+    try:
+        # Every thread of the worker, those started after pinning (torch, ZeroMQ) included.
+        for task in os.listdir(f"/proc/{process.pid}/task"):
+            assert os.sched_getaffinity(int(task)) == {last}
+        peer = Peer(endpoint)
+        facts = json.loads(peer.request(protocol.encode(MsgType.PING, session_id=peer.session_id, seq=1)).text)
+        assert facts["cpus"] == str(last) and facts["threads"] == 1
+        assert_serves(endpoint)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+
+
+def test_worker_refuses_cpus_the_machine_does_not_have(checkpoint):
+    count = os.cpu_count() or 1
+    result = subprocess.run([*CLI, "worker", "--checkpoint", str(checkpoint), "--bind", "tcp://127.0.0.1:*",
+                             "--cpus", str(count + 3)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and f"this machine has CPUs 0-{count - 1}" in result.stderr
+    result = subprocess.run([*CLI, "worker", "--checkpoint", str(checkpoint), "--cpus", "two"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "must look like 1, 2-5 or 0,2-3" in result.stderr
