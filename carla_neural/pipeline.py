@@ -12,9 +12,9 @@ Two modes:
 
 Stages timed into `Frame.timings_ms` (milliseconds): world (source.tick), remap (label ids,
 instance ids, palette and RGB conversion), wait (main thread blocked on the renderer), transport
-(request/reply round trip minus the worker's own render time and, in lock-step, minus the time
-the frame waited behind the one before; an estimate, as replies are read when the main thread
-asks for them), render (the worker's render time), display (draw + keyboard), record_queue (hand-off to the recorder thread; the recorder
+(request/reply round trip minus the worker's own render time and the time the frame waited
+behind the one before; only for frames whose reply the main thread waited for, as a reply that
+came in earlier has no known arrival time), render (the worker's render time), display (draw + keyboard), record_queue (hand-off to the recorder thread; the recorder
 adds "record", its encode time), frame (the main loop's period for this frame).
 
 The renderer sits behind `RenderBackend`: `ClientBackend` wraps the ZeroMQ `RenderClient`
@@ -56,8 +56,8 @@ class Rendered:
     round_trip_ms: float
     # The renderer's own time when the worker reports it; else None (all counted as render).
     worker_ms: float | None = None
-    # Part of round_trip_ms spent queued behind the frame before (lock-step with frames in flight).
-    queued_ms: float = 0.0
+    # The round trip's own cost (see RenderResult.transport_ms); None where unknown or in-process.
+    transport_ms: float | None = None
 
 
 class RenderBackend(Protocol):
@@ -140,7 +140,8 @@ class ClientBackend:
         round_trip_ms = (time.perf_counter() - start) * 1e3
         result = self.client.last_result
         worker_ms = float(result.render_ms) if result is not None else None
-        return Rendered(frame_id, rgb, round_trip_ms, worker_ms)
+        transport_ms = result.transport_ms if result is not None else None
+        return Rendered(frame_id, rgb, round_trip_ms, worker_ms, transport_ms)
 
     def send(self, label_ids: np.ndarray, instance_ids: np.ndarray | None, frame_id: int) -> None:
         self.client.send(frame_id, label_ids, instance_ids)
@@ -148,7 +149,7 @@ class ClientBackend:
     def receive(self) -> Rendered:
         result = self.client.receive()
         return Rendered(result.frame_id, result.rgb, float(result.latency_ms), float(result.render_ms),
-                        float(result.queued_ms))
+                        result.transport_ms)
 
     def submit(self, label_ids: np.ndarray, instance_ids: np.ndarray | None, frame_id: int) -> None:
         self.client.submit(frame_id, label_ids, instance_ids)
@@ -249,9 +250,8 @@ class _RenderThread:
 
     def __init__(self, backend: RenderBackend):
         self._backend = backend
-        self._jobs: queue.Queue[tuple[np.ndarray, np.ndarray | None, int, float] | None] = queue.Queue()
+        self._jobs: queue.Queue[tuple[np.ndarray, np.ndarray | None, int] | None] = queue.Queue()
         self._results: queue.Queue[Rendered | BaseException] = queue.Queue()
-        self._done_at = 0.0
         self._thread = threading.Thread(target=self._loop, name="render", daemon=True)
         self._thread.start()
 
@@ -260,18 +260,15 @@ class _RenderThread:
             job = self._jobs.get()
             if job is None:
                 return
-            label_ids, instance_ids, frame_id, sent_at = job
-            started = time.perf_counter()
+            label_ids, instance_ids, frame_id = job
             try:
                 result: Rendered | BaseException = self._backend.render(label_ids, instance_ids, frame_id)
-                result.queued_ms = max(0.0, (started - sent_at) * 1e3)
-                result.round_trip_ms += result.queued_ms
             except BaseException as error:  # handed to the main thread, which raises it
                 result = error
             self._results.put(result)
 
     def submit(self, label_ids: np.ndarray, instance_ids: np.ndarray | None, frame_id: int) -> None:
-        self._jobs.put((label_ids, instance_ids, frame_id, time.perf_counter()))
+        self._jobs.put((label_ids, instance_ids, frame_id))
 
     def result(self) -> Rendered:
         result = self._results.get()
@@ -354,11 +351,9 @@ class Pipeline:
     def _account_render(self, prepared: Prepared, result: Rendered, wait_ms: float) -> None:
         timings = prepared.frame.timings_ms
         timings["wait"] = wait_ms
-        if result.worker_ms is not None:
-            timings["render"] = result.worker_ms
-            timings["transport"] = max(0.0, result.round_trip_ms - result.queued_ms - result.worker_ms)
-        else:
-            timings["render"] = result.round_trip_ms
+        timings["render"] = result.worker_ms if result.worker_ms is not None else result.round_trip_ms
+        if result.transport_ms is not None:
+            timings["transport"] = result.transport_ms
         self._latency_ms = (time.perf_counter() - prepared.acquired_at) * 1e3
         self._render_rate.tick()
 

@@ -71,6 +71,9 @@ class RenderResult:
     render_ms: float  # the renderer's own time in the worker
     # Lock-step, pipelined: the part of latency_ms spent queued behind the previous frame.
     queued_ms: float = 0.0
+    # latency_ms - queued_ms - render_ms: the round trip's own cost. None when the reply was in
+    # before receive() asked for it, as then its arrival time, and so the transport, is unknown.
+    transport_ms: float | None = None
 
 
 @dataclass
@@ -271,6 +274,8 @@ class RenderClient:
         busy_retries = 0
         while True:
             head = self._lockstep[0]
+            # Whether the reply is still to come: only then is its arrival time known.
+            waited = head.seq not in self._early and not (self._socket is not None and self._socket.poll(0))
             try:
                 message = self._await_lockstep(head)
             except _WorkerLost as lost:
@@ -294,11 +299,13 @@ class RenderClient:
                 raise WorkerError(ErrorCode.BAD_FRAME_COUNT, "reply without an image", head.frame.frame_id)
             now = time.monotonic()
             # The worker starts a frame once the one before is done: time before that was queueing.
-            queued_s = max(0.0, min(self._last_reply_at, now) - head.sent_at)
+            queued_ms = max(0.0, min(self._last_reply_at, now) - head.sent_at) * 1000
+            latency_ms = (now - head.sent_at) * 1000
+            render_ms = message.aux / 1000
             self._last_reply_at = now
             self._failures = 0
-            self.last_result = RenderResult(head.frame.frame_id, rgb, (now - head.sent_at) * 1000,
-                                            message.aux / 1000, queued_s * 1000)
+            self.last_result = RenderResult(head.frame.frame_id, rgb, latency_ms, render_ms, queued_ms,
+                                            max(0.0, latency_ms - queued_ms - render_ms) if waited else None)
             self._history.append(head.frame if head.owned else self._copied(head.frame))
             return self.last_result
 

@@ -12,14 +12,16 @@ display (headless pygame draw + poll), record (all four H.264 videos, synchronou
 End to end: the lock-step pipeline as `carla-neural demo` runs it: a worker process, headless
 display and recorder, 2 frames in flight, and (unless --no-cpu-split) the worker on its own
 CPUs with one renderer thread each and this process on the others (carla_neural.cpu_split).
-`render_split_ms` is the renderer alone on the worker's CPUs with the worker's thread count.
-Three ways to read the end-to-end rate:
+`worker_alone_fps` is the same worker fed the same way with nothing around it (world frames
+ticked and remapped beforehand; no display, no recorder), measured before and after the
+end-to-end run. Three ways to read the end-to-end rate:
 
 - `overhead_pct` = (mean frame period - mean worker render time) / mean frame period, in the
   same run: the share of the frame time the pipeline adds around the renderer;
-- `vs_alone_split_pct` = 1 - e2e fps / fps of the renderer alone on the worker's CPUs;
-- `vs_alone_pct` = 1 - e2e fps / fps of the renderer alone with all CPUs (which, on a machine
-  without a GPU, the pipeline must share with it).
+- `vs_worker_alone_pct` = 1 - e2e fps / worker_alone_fps: what running world, remap, display
+  and recorder beside the renderer costs, the renderer slowed by their load included;
+- `vs_alone_pct` = 1 - e2e fps / renderer_alone_fps, the renderer in-process with all CPUs
+  (which, on a machine without a GPU, the pipeline must share with it).
 """
 
 from __future__ import annotations
@@ -63,6 +65,23 @@ def _render_median_ms(backend: Any, world_frames: list[Any], remapper: Any, coun
     return round(statistics.median(samples), 3)
 
 
+def _worker_alone_fps(client: Any, labelled: list[tuple[Any, Any]], count: int) -> float:
+    """Frames per second of the worker fed as the pipeline feeds it (2 in flight) but with no
+    world, display or recorder around it: `count` frames after 2 warm-up frames."""
+    client.reset()
+    sent = received = 0
+    started = 0.0
+    while received < count + 2:
+        while sent < count + 2 and client.in_flight < 2:
+            client.send(sent, *labelled[sent % len(labelled)])
+            sent += 1
+        client.receive()
+        received += 1
+        if received == 2:
+            started = time.perf_counter()
+    return round(count / (time.perf_counter() - started), 3)
+
+
 def bench_size(width: int, height: int, checkpoint: str, device: str, frames: int, render_frames: int,
                e2e_frames: int, cpu_split: bool = True) -> dict[str, Any]:
     """All stage figures at one size."""
@@ -78,7 +97,6 @@ def bench_size(width: int, height: int, checkpoint: str, device: str, frames: in
     from carla_neural.cli.demo import _world_config
     from carla_neural.cpu_split import pinned, plan_split
     from renderer.loading import load_renderer
-    import torch
 
     result: dict[str, Any] = {"size": f"{width}x{height}"}
     with BuiltinWorld(_world_config(WorldConfig, width, height, 0)) as world:
@@ -121,17 +139,11 @@ def bench_size(width: int, height: int, checkpoint: str, device: str, frames: in
     backend = InProcessBackend(renderer)
     result["render_ms"] = _render_median_ms(backend, world_frames, remapper, render_frames)
     result["renderer_alone_fps"] = round(1000.0 / result["render_ms"], 3)
+    del renderer, backend
     split = plan_split() if cpu_split else None
     result["cpu_split"] = split.describe() if split else None
-    if split is not None:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(len(split.worker))
-        try:
-            with pinned(split.worker):
-                result["render_split_ms"] = _render_median_ms(backend, world_frames, remapper, render_frames)
-        finally:
-            torch.set_num_threads(threads)
-    del renderer, backend
+    labelled = [(remapper.label_ids(step.semantic_bgra), remapper.instance_ids(step.instance_bgra))
+                for step in world_frames]
 
     with pinned(split.pipeline if split else None), tempfile.TemporaryDirectory() as folder, \
             WorkerSupervisor(checkpoint, device=device, log_path=Path(folder) / "worker.log",
@@ -147,6 +159,9 @@ def bench_size(width: int, height: int, checkpoint: str, device: str, frames: in
                 if index >= 2:
                     transport.append(round_trip_ms - client.last_result.render_ms)
             result["transport_ms"] = round(statistics.median(transport), 3)
+            # The same worker with nothing around it, before and after the end-to-end run (the
+            # mean of the two evens out a machine that gets busier or quieter meanwhile).
+            worker_alone = [_worker_alone_fps(client, labelled, e2e_frames)]
             client.reset()
             with BuiltinWorld(_world_config(WorldConfig, width, height, 1)) as world, \
                     Display((width, height), headless=True) as display:
@@ -161,6 +176,7 @@ def bench_size(width: int, height: int, checkpoint: str, device: str, frames: in
                 e2e_summary = pipeline.summary()
                 recorder.close()
             log.info("end to end: %.1f s including warm-up", time.perf_counter() - started)
+            worker_alone.append(_worker_alone_fps(client, labelled, e2e_frames))
         finally:
             client.close()
     result["e2e_fps"] = round(e2e_frames / elapsed, 3)
@@ -170,9 +186,10 @@ def bench_size(width: int, height: int, checkpoint: str, device: str, frames: in
     if result["e2e_worker_render_ms"]:
         result["renderer_fps"] = round(1000.0 / result["e2e_worker_render_ms"], 3)
     result["overhead_pct"] = e2e_summary.get("pipeline_overhead_pct")
+    result["worker_alone_fps"] = round(statistics.mean(worker_alone), 3)
+    result["worker_alone_fps_runs"] = worker_alone
+    result["vs_worker_alone_pct"] = round(100.0 * (1.0 - result["e2e_fps"] / result["worker_alone_fps"]), 2)
     result["vs_alone_pct"] = round(100.0 * (1.0 - result["e2e_fps"] / result["renderer_alone_fps"]), 2)
-    if "render_split_ms" in result:
-        result["vs_alone_split_pct"] = round(100.0 * (1.0 - result["e2e_fps"] * result["render_split_ms"] / 1000.0), 2)
     result["e2e_stages_ms"] = {stage: figures["median"] for stage, figures in e2e_summary["stages_ms"].items()}
     result["around_renderer_serial_ms"] = round(
         sum(result[key] for key in ("world_ms", "remap_ms", "transport_ms", "display_ms", "record_ms")), 3
@@ -190,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--frames", type=int, default=30, help="frames per cheap stage")
     parser.add_argument("--render-frames", type=int, default=20, help="frames for render and transport")
-    parser.add_argument("--e2e-frames", type=int, default=60, help="frames of the end-to-end run")
+    parser.add_argument("--e2e-frames", type=int, default=150, help="frames of the end-to-end run")
     parser.add_argument("--no-cpu-split", dest="cpu_split", action="store_false",
                         help="end to end without giving the worker its own CPUs")
     args = parser.parse_args(argv)
@@ -207,8 +224,8 @@ def main(argv: list[str] | None = None) -> int:
         "checkpoint": args.checkpoint,
         "sizes": [],
     }
-    header = ("size", "world", "remap", "transport", "render", "display", "record", "render on worker CPUs",
-              "renderer fps in run", "e2e fps", "overhead %", "vs alone on worker CPUs %", "vs alone %")
+    header = ("size", "world", "remap", "transport", "render", "display", "record", "worker alone fps",
+              "renderer fps in run", "e2e fps", "overhead %", "vs worker alone %", "vs renderer alone %")
     print(" | ".join(header))
     for width, height in sizes:
         figures = bench_size(width, height, args.checkpoint, args.device, args.frames, args.render_frames,
@@ -216,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         results["sizes"].append(figures)
         print(" | ".join(str(figures.get(key, "-")) for key in (
             "size", "world_ms", "remap_ms", "transport_ms", "render_ms", "display_ms", "record_ms",
-            "render_split_ms", "renderer_fps", "e2e_fps", "overhead_pct", "vs_alone_split_pct",
+            "worker_alone_fps", "renderer_fps", "e2e_fps", "overhead_pct", "vs_worker_alone_pct",
             "vs_alone_pct")), flush=True)
     if any(figures.get("cpu_split") for figures in results["sizes"]):
         print(f"end to end with {results['sizes'][0]['cpu_split']}")

@@ -182,7 +182,7 @@ def _closing_line(summary: dict[str, Any], pipeline_summary: dict[str, Any], out
     frames = summary.get("frames", 0)
     fps = pipeline_summary.get("fps") or 0.0
     render_ms = pipeline_summary.get("render_ms_mean")
-    renderer_fps = f", renderer alone {1000.0 / render_ms:.1f} fps" if render_ms else ""
+    renderer_fps = f", renderer {1000.0 / render_ms:.1f} fps on its own render time" if render_ms else ""
     overhead_pct = pipeline_summary.get("pipeline_overhead_pct")
     overhead_text = f", pipeline overhead {overhead_pct:.1f}%" if overhead_pct is not None else ""
     videos = ", ".join(name for name in summary.get("files", []) if name.endswith(".mp4"))

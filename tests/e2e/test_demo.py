@@ -59,7 +59,7 @@ def test_demo_writes_a_complete_run_folder(tmp_path: Path, tiny_checkpoint: Path
 
     summary = json.loads((out / "summary.json").read_text())
     assert summary["frames"] == 8
-    for stage in ("world", "remap", "render", "transport", "display", "record"):
+    for stage in ("world", "remap", "render", "wait", "display", "record"):
         assert summary["timings_ms"][stage]["count"] >= 7, stage
     assert summary["pipeline"]["frames"] == 8 and "pipeline_overhead_pct" in summary["pipeline"]
     assert summary["worker"]["restarts"] == 0

@@ -140,6 +140,9 @@ def test_pipelined_lock_step_renders_what_one_frame_at_a_time_does(supervisor):
         with pytest.raises(RuntimeError, match="not received yet"):
             client.render(10, frames[2])
         assert [client.receive().frame_id for _ in range(2)] == [8, 9]
+        # One frame at a time the client always waits for the reply, so its transport is known.
+        client.render(10, frames[2])
+        assert client.last_result.transport_ms is not None and client.last_result.queued_ms == 0.0
     assert [frame_id for frame_id, _, _ in output] == list(range(8))
     for (_, rgb, _), expected in zip(output, reference(supervisor, frames)):
         np.testing.assert_array_equal(rgb, expected)
