@@ -14,8 +14,9 @@ Stages timed into `Frame.timings_ms` (milliseconds): world (source.tick), remap 
 instance ids, palette and RGB conversion), wait (main thread blocked on the renderer), transport
 (request/reply round trip minus the worker's own render time and the time the frame waited
 behind the one before; only for frames whose reply the main thread waited for, as a reply that
-came in earlier has no known arrival time), render (the worker's render time), display (draw + keyboard), record_queue (hand-off to the recorder thread; the recorder
-adds "record", its encode time), frame (the main loop's period for this frame).
+came in earlier has no known arrival time), render (the worker's render time), display (draw +
+keyboard), record_queue (hand-off to the recorder thread; the recorder adds "record", its encode
+time), frame (the main loop's period for this frame).
 
 The renderer sits behind `RenderBackend`: `ClientBackend` wraps the ZeroMQ `RenderClient`
 (worker process; frames in flight queue in the worker), `InProcessBackend` wraps a
