@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from renderer.cpus import available_cpus, can_pin, format_cpus, pin_process
 
@@ -43,6 +44,11 @@ def plan_split(available: Iterable[int] | None = None) -> CpuSplit | None:
         return None
     keep = len(cpus) // 2
     return CpuSplit(tuple(cpus[:keep]), tuple(cpus[keep:]))
+
+
+def worker_cpu_options(split: CpuSplit | None) -> dict[str, Any]:
+    """WorkerSupervisor keywords for a split: the worker's CPUs and one renderer thread each."""
+    return {"cpus": split.worker, "threads": len(split.worker)} if split is not None else {}
 
 
 @contextlib.contextmanager

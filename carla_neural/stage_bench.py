@@ -93,9 +93,8 @@ def bench_size(width: int, height: int, checkpoint: str, device: str, frames: in
     from carla_neural.sources.encoding import bgra_to_rgb
     from carla_neural.sources.world import BuiltinWorld, WorldConfig
     from carla_neural.worker_supervisor import WorkerSupervisor
-    from carla_neural.cli._live import worker_cpu_options
     from carla_neural.cli.demo import _world_config
-    from carla_neural.cpu_split import pinned, plan_split
+    from carla_neural.cpu_split import pinned, plan_split, worker_cpu_options
     from renderer.loading import load_renderer
 
     result: dict[str, Any] = {"size": f"{width}x{height}"}

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import zmq
 
 from renderer import protocol
+from renderer.cpus import format_cpus
 from renderer.protocol import MsgType
 from renderer.worker import READY_PREFIX
 
@@ -70,7 +71,7 @@ class WorkerSupervisor:
         self.worker_args = list(worker_args)
         # Pinning (see carla_neural.cpu_split): the worker's CPUs and its renderer's threads.
         if cpus:
-            self.worker_args += ["--cpus", ",".join(str(cpu) for cpu in sorted(cpus))]
+            self.worker_args += ["--cpus", format_cpus(cpus)]
         if threads is not None:
             self.worker_args += ["--threads", str(threads)]
         self.max_restarts = max_restarts

@@ -70,11 +70,6 @@ def cpu_split_option(command: Command) -> Command:
              "each other down. Linux, 2 CPUs or more; not with --worker.")(command)
 
 
-def worker_cpu_options(split: Any) -> dict[str, Any]:
-    """WorkerSupervisor keywords for a carla_neural.cpu_split.CpuSplit (none without one)."""
-    return {"cpus": split.worker, "threads": len(split.worker)} if split is not None else {}
-
-
 @contextlib.contextmanager
 def render_backend(checkpoint: str, engine: str, device: str, worker_endpoint: str | None,
                    cpu_split: bool = False) -> Iterator[tuple[Any, str]]:
@@ -83,7 +78,7 @@ def render_backend(checkpoint: str, engine: str, device: str, worker_endpoint: s
 
     Yields (backend, description) and closes both on exit.
     """
-    from carla_neural.cpu_split import pinned, plan_split
+    from carla_neural.cpu_split import pinned, plan_split, worker_cpu_options
     from carla_neural.pipeline import ClientBackend
     from carla_neural.render_client import RenderClient, WorkerSupervisor
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from carla_neural.cli._live import cpu_split_option, worker_cpu_options
+from carla_neural.cli._live import cpu_split_option
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,7 @@ def _run(frame_count: int, width: int, height: int, checkpoint: str, checkpoint_
     from carla_neural.display import Display
     from carla_neural.pipeline import ClientBackend, Pipeline, PipelineConfig, Presented
     from carla_neural.recorder import PNG_KINDS, Recorder, RecorderConfig
+    from carla_neural.cpu_split import worker_cpu_options
     from carla_neural.sources.world import BuiltinWorld, WorldConfig
     from carla_neural.worker_supervisor import WorkerStartError, WorkerSupervisor
 
