@@ -48,6 +48,18 @@ def _resolve_reference(checkpoint: str | Path) -> Path:
     return Path(checkpoint)
 
 
+def resolve_checkpoint_folder(checkpoint: str | Path) -> Path:
+    """"bundled" or one of our checkpoint folders -> the folder; CheckpointError naming what is wrong."""
+    folder = _resolve_reference(checkpoint)
+    if not folder.is_dir():
+        raise CheckpointError(f"checkpoint folder {folder} does not exist; give one of our checkpoint folders "
+                              f"(config.json + model.safetensors) or {BUNDLED!r}")
+    if not is_our_checkpoint(folder):
+        raise CheckpointError(f"{folder} is not one of our checkpoints (config.json + model.safetensors); "
+                              "convert an NVIDIA checkpoint first with `carla-neural convert`")
+    return folder
+
+
 def working_size_of(checkpoint: str | Path) -> tuple[int, int] | None:
     """The working (W, H) one of our checkpoints recommends (``metadata.working_size`` in its
     config.json: the size it was trained at), or None."""

@@ -55,36 +55,87 @@ def evaluate_checkpoint(checkpoint: Path, sequences: list[list], device: str = "
                                   real_stream=real_stream, on_frame=lambda: bar.update(1))
 
 
+def _checkpoint_folder(value: str) -> Path:
+    """"bundled" or one of our checkpoint folders -> its folder (a clear error otherwise)."""
+    from renderer.checkpoint import CheckpointError
+    from renderer.loading import BUNDLED, resolve_checkpoint_folder
+
+    try:
+        return resolve_checkpoint_folder(value)
+    except CheckpointError as err:
+        raise click.BadParameter(str(err), param_hint="--checkpoint") from None
+
+
+def _format(name: str, result) -> str:
+    fid_text = "FID/KID skipped" if result.fid != result.fid else f"FID {result.fid:.1f}, KID {result.kid:.4f}"
+    return (f"{name}: PSNR {result.psnr_db:.2f} dB, {fid_text}, "
+            f"warping error {result.warping_error * 1000:.3f}e-3 (real frames {result.reference_warping_error * 1000:.3f}e-3), "
+            f"tOF {result.tof:.3f} px on {result.frames} frames of {result.sequences} sequences")
+
+
 @click.command(name="evaluate")
-@click.option("--checkpoint", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
-              help="One of our checkpoint folders (config.json + model.safetensors).")
+@click.option("--checkpoint", "checkpoints", multiple=True, required=True,
+              help="`bundled` or one of our checkpoint folders; repeat it to score several models against "
+                   "the same references (e.g. a model and its frame-by-frame baseline).")
+@click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Held-out real (or recorded) sequences with photos: NVIDIA's layout (train_A/train_B/train_inst) "
+                   "or run folders. Without it, sequences of the built-in world.")
 @click.option("--world", type=click.Choice(["builtin"]), default="builtin", show_default=True,
-              help="Where the held-out sequences come from.")
-@click.option("--sequences", type=click.IntRange(min=1), default=8, show_default=True)
-@click.option("--frames", type=click.IntRange(min=4), default=24, show_default=True, help="Frames per sequence.")
-@click.option("--size", default="256x128", show_default=True, help="WIDTHxHEIGHT of the held-out frames.")
+              help="Where the held-out sequences come from when --data is not given.")
+@click.option("--sequences", default=None,
+              help="With --data: comma-separated sequence names (default: all). Without: how many built-in-world "
+                   "sequences (default 8).")
+@click.option("--frames", type=click.IntRange(min=4), default=24, show_default=True,
+              help="Frames per built-in-world sequence.")
+@click.option("--size", default=None, help="WIDTHxHEIGHT of the held-out frames (default 512x256 with --data, "
+                                           "256x128 on the built-in world).")
 @click.option("--seed", type=int, default=1000, show_default=True,
-              help="Seed of the first held-out sequence (keep it away from the training seeds).")
+              help="Seed of the first built-in-world sequence (keep it away from the training seeds).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--no-fid", is_flag=True, help="Skip FID/KID (InceptionV3 costs ~0.3 s per frame on a CPU).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the figures to this JSON file.")
-def command(checkpoint: Path, world: str, sequences: int, frames: int, size: str, seed: int, device: str,
-            no_fid: bool, json_path: Path | None) -> None:
-    """Measure a checkpoint on held-out built-in-world sequences."""
+def command(checkpoints: tuple[str, ...], data: Path | None, world: str, sequences: str | None, frames: int,
+            size: str | None, seed: int, device: str, no_fid: bool, json_path: Path | None) -> None:
+    """Measure checkpoints on held-out real sequences (--data) or built-in-world sequences."""
+    folders = [_checkpoint_folder(value) for value in checkpoints]
+    size = size or ("512x256" if data is not None else "256x128")
     try:
         width, height = (int(v) for v in size.lower().split("x"))
     except ValueError:
         raise click.BadParameter(f"{size!r} is not WIDTHxHEIGHT", param_hint="--size") from None
-    held_out = builtin_sequences(sequences, frames, width, height, seed)
-    result, _ = evaluate_checkpoint(checkpoint, held_out, device=device, fid=not no_fid)
-    figures = {"checkpoint": str(checkpoint), "world": world, "size": [width, height], "seed": seed,
-               **result.as_dict()}
+    if data is not None:
+        from renderer.training.datasets import DatasetError
+        from renderer.training.evaluation import dataset_sequences
+
+        names = [n.strip() for n in sequences.split(",") if n.strip()] if sequences else None
+        try:
+            held_out = dataset_sequences(data, names, (width, height))
+        except DatasetError as err:
+            raise click.ClickException(str(err)) from None
+        source = {"data": str(data), "sequences": [seq_name for seq_name in (names or [])] or "all"}
+    else:
+        try:
+            count = int(sequences) if sequences else 8
+        except ValueError:
+            raise click.BadParameter(f"{sequences!r}: without --data, --sequences is a count of built-in-world "
+                                     "sequences; give --data DIR to name real ones", param_hint="--sequences") from None
+        if count < 1:
+            raise click.BadParameter("must be >= 1", param_hint="--sequences")
+        held_out = builtin_sequences(count, frames, width, height, seed)
+        source = {"world": world, "sequences": count, "seed": seed}
+    figures: dict = {"size": [width, height], **source, "models": {}}
+    real_stream = None
+    lines = []
+    for value, folder in zip(checkpoints, folders):
+        result, real_stream = evaluate_checkpoint(folder, held_out, device=device, fid=not no_fid,
+                                                  real_stream=real_stream)
+        figures["models"][value] = {"checkpoint": str(folder), **result.as_dict()}
+        lines.append(_format(value, result))
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(figures, indent=2))
-    click.echo(
-        f"{checkpoint}: PSNR {result.psnr_db:.2f} dB, FID {result.fid:.1f}, KID {result.kid:.4f}, "
-        f"warping error {result.warping_error * 1000:.3f}e-3 (reference frames {result.reference_warping_error * 1000:.3f}e-3), "
-        f"tOF {result.tof:.3f} px on {result.frames} frames of {result.sequences} sequences"
-        + (f" -> {json_path}" if json_path else ""))
+    for line in lines:
+        click.echo(line)
+    if json_path is not None:
+        click.echo(f"figures -> {json_path}")

@@ -27,6 +27,8 @@ def _size(value: str) -> tuple[int, int]:
               help="A vid2vid dataset (train_A/train_B/...), a recorder run folder, or a folder of runs. Repeatable.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Run folder: checkpoints/, tensorboard/, samples/, generator/ (the result).")
+@click.option("--val-sequences", default=None,
+              help="Comma-separated sequence names kept out of training (held out), e.g. seq0004.")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="A TrainConfig JSON (e.g. a run's train_config.json); options given here override it.")
 @click.option("--model", default=None, help="Generator preset (lite, nvidia_1024_g1, nvidia_2048) or config.json.")
@@ -71,6 +73,8 @@ def command(datasets: tuple[str, ...], out: Path, config_file: Path | None, **op
             continue
         if name == "size":
             values["crop_width"], values["crop_height"] = _size(value)
+        elif name == "val_sequences":
+            values["val_sequences"] = [n.strip() for n in value.split(",") if n.strip()]
         elif name == "baseline":
             values["temporal"] = not value
         elif name == "no_vgg":

@@ -22,6 +22,8 @@ class TrainConfig:
     # Data
     datasets: list[str] = field(default_factory=list)
     phase: str = "train"
+    # Sequences kept out of training by name (held out for choosing settings and for figures).
+    val_sequences: list[str] = field(default_factory=list)
     crop_width: int = 256
     crop_height: int = 128
     load_width: int | None = None
@@ -84,6 +86,8 @@ class TrainConfig:
                 raise ConfigError(f"config field {name!r} = {getattr(self, name)!r}: must be {allowed}")
 
         need(bool(self.datasets), "datasets", "a non-empty list of dataset folders")
+        need(isinstance(self.val_sequences, list) and all(isinstance(n, str) and n for n in self.val_sequences),
+             "val_sequences", "a list of sequence names")
         need(self.crop_width >= 16 and self.crop_width % 8 == 0, "crop_width", "a multiple of 8, >= 16")
         need(self.crop_height >= 16 and self.crop_height % 8 == 0, "crop_height", "a multiple of 8, >= 16")
         need(self.load_width is None or self.load_width >= self.crop_width, "load_width", ">= crop_width or null")

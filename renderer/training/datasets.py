@@ -129,6 +129,18 @@ def scan_dataset(path: str | Path, phase: str = "train") -> list[Sequence]:
     )
 
 
+def hold_out(sequences: list[Sequence], names: list[str]) -> list[Sequence]:
+    """`sequences` without those named in `names`; every name must exist, and something must remain."""
+    known = [seq.name for seq in sequences]
+    missing = [name for name in names if name not in known]
+    if missing:
+        raise DatasetError(f"held-out sequence(s) {missing} are not in the dataset; its sequences are {known}")
+    kept = [seq for seq in sequences if seq.name not in set(names)]
+    if not kept:
+        raise DatasetError(f"holding out {names} leaves no sequence to train on")
+    return kept
+
+
 def read_label_ids(path: Path) -> np.ndarray:
     """A labelIds PNG -> (H, W) uint8."""
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
@@ -159,6 +171,31 @@ def read_instance_ids(path: Path) -> np.ndarray:
     return image.astype(np.int32)
 
 
+def resize_frame(label_ids: np.ndarray, rgb: np.ndarray, instance_ids: np.ndarray, width: int, height: int,
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One frame to (width, height): (H, W) uint8 labels and (H, W) int32 instances nearest, (H, W, 3)
+    uint8 photo area-averaged (a photo downsized by point sampling aliases)."""
+    if label_ids.shape == (height, width):
+        return label_ids, rgb, instance_ids
+    return (cv2.resize(label_ids, (width, height), interpolation=cv2.INTER_NEAREST),
+            cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA),
+            cv2.resize(instance_ids, (width, height), interpolation=cv2.INTER_NEAREST))
+
+
+def load_frame(seq: Sequence, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Frame `index` of `seq` at its native size: label_ids (H, W) uint8, rgb (H, W, 3) uint8,
+    instance_ids (H, W) int32 (the label ids where the sequence has no instance maps)."""
+    label_ids = read_label_ids(seq.label_paths[index])
+    rgb = read_rgb(seq.rgb_paths[index])
+    instance_ids = read_instance_ids(seq.instance_paths[index]) if seq.instance_paths else label_ids.astype(np.int32)
+    if rgb.shape[:2] != label_ids.shape or instance_ids.shape != label_ids.shape:
+        raise DatasetError(
+            f"sequence {seq.name!r} frame {seq.label_paths[index].name}: label {label_ids.shape}, "
+            f"rgb {rgb.shape[:2]} and instance {instance_ids.shape} sizes differ"
+        )
+    return label_ids, rgb, instance_ids
+
+
 class ClipDataset(Dataset):
     """Random clips of paired sequences; item i is reproducible from (seed, i, epoch).
 
@@ -183,6 +220,11 @@ class ClipDataset(Dataset):
         self.epoch = 0
         self.items_per_epoch = items_per_epoch
         self.clip_length = clip_length
+        # Frames resized to the load size and their flow, decoded once per process: decoding a
+        # 2048x1024 JPEG and DIS flow at that size cost ~1 s per frame, more than a training step.
+        self._frames: dict[tuple[str, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._flows: dict[tuple[str, int], np.ndarray] = {}
+        self._native_sizes: dict[str, tuple[int, int]] = {}  # (H, W) of each sequence's files
 
     @property
     def clip_length(self) -> int:
@@ -210,16 +252,22 @@ class ClipDataset(Dataset):
         span = (self._clip_length - 1) * self.t_step + 1
         return sum(len(s) - span + 1 for s in self._usable)
 
-    def _load_frame(self, seq: Sequence, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        label_ids = read_label_ids(seq.label_paths[index])
-        rgb = read_rgb(seq.rgb_paths[index])
-        instance_ids = read_instance_ids(seq.instance_paths[index]) if seq.instance_paths else label_ids.astype(np.int32)
-        if rgb.shape[:2] != label_ids.shape or instance_ids.shape != label_ids.shape:
-            raise DatasetError(
-                f"sequence {seq.name!r} frame {seq.label_paths[index].name}: label {label_ids.shape}, "
-                f"rgb {rgb.shape[:2]} and instance {instance_ids.shape} sizes differ"
-            )
-        return label_ids, rgb, instance_ids
+    def _out_size(self, width: int, height: int) -> tuple[int, int]:
+        if self.load_width is None or self.load_width == width:
+            return width, height
+        return self.load_width, max(1, round(height * self.load_width / width))
+
+    def _resized_frame(self, seq: Sequence, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Frame `index` of `seq` at the load size: label_ids (H, W) uint8, rgb (H, W, 3) uint8,
+        instance_ids (H, W) int32; photos area-resized, label and instance maps nearest."""
+        key = (seq.name, index)
+        cached = self._frames.get(key)
+        if cached is None:
+            label_ids, rgb, instance_ids = load_frame(seq, index)
+            height, width = label_ids.shape
+            self._native_sizes[seq.name] = (height, width)
+            cached = self._frames[key] = resize_frame(label_ids, rgb, instance_ids, *self._out_size(width, height))
+        return cached
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = random.Random(hash((self.seed, self.epoch, index)))
@@ -229,13 +277,8 @@ class ClipDataset(Dataset):
         indices = [start + k * self.t_step for k in range(self._clip_length)]
         flip = self.flip and rng.random() < 0.5
 
-        frames = [self._load_frame(seq, i) for i in indices]
-        height, width = frames[0][0].shape
-        if self.load_width is not None and self.load_width != width:
-            out_w = self.load_width
-            out_h = max(1, round(height * out_w / width))
-        else:
-            out_w, out_h = width, height
+        frames = [self._resized_frame(seq, i) for i in indices]
+        out_h, out_w = frames[0][0].shape
         crop_w, crop_h = self.crop_size
         if crop_w > out_w or crop_h > out_h:
             raise DatasetError(f"crop {crop_w}x{crop_h} is larger than the resized frames {out_w}x{out_h}")
@@ -243,15 +286,8 @@ class ClipDataset(Dataset):
         y0 = rng.randint(0, out_h - crop_h)
 
         labels, edges, rgbs, flows, has_flow = [], [], [], [], []
-        prev_rgb_native = None
         for k, (frame_index, (label_ids, rgb, instance_ids)) in enumerate(zip(indices, frames)):
-            flow_px, valid = self._flow(seq, frame_index, k, prev_rgb_native, rgb)
-            prev_rgb_native = rgb
-            if (out_w, out_h) != (width, height):
-                label_ids = cv2.resize(label_ids, (out_w, out_h), interpolation=cv2.INTER_NEAREST)
-                instance_ids = cv2.resize(instance_ids, (out_w, out_h), interpolation=cv2.INTER_NEAREST)
-                rgb = cv2.resize(rgb, (out_w, out_h), interpolation=cv2.INTER_AREA)
-                flow_px = resize_flow(flow_px, out_w, out_h)
+            flow_px, valid = self._flow(seq, frame_index, k)
             window = (slice(y0, y0 + crop_h), slice(x0, x0 + crop_w))
             label_ids, instance_ids, rgb, flow_px = (
                 label_ids[window], instance_ids[window], rgb[window], flow_px[window])
@@ -274,16 +310,27 @@ class ClipDataset(Dataset):
             "has_flow": torch.tensor(has_flow),
         }
 
-    def _flow(self, seq: Sequence, frame_index: int, clip_pos: int, prev_rgb: np.ndarray | None,
-              rgb: np.ndarray) -> tuple[np.ndarray, bool]:
-        """Backward flow t -> t-1 at native size; zeros (not valid) for the clip's first frame."""
+    def _flow(self, seq: Sequence, frame_index: int, clip_pos: int) -> tuple[np.ndarray, bool]:
+        """Backward flow t -> t-step at the load size (H, W, 2) float32 pixels; zeros (not valid) for
+        the clip's first frame. Recorded flow when the sequence has it, else DIS on the resized photos."""
+        label_ids, rgb, _ = self._resized_frame(seq, frame_index)
         if clip_pos == 0:
             return np.zeros(rgb.shape[:2] + (2,), np.float32), False
-        if seq.flow_paths is not None and self.t_step == 1:
-            flow_px, valid = read_flow_png(seq.flow_paths[frame_index])
-            flow_px[~valid] = 0.0  # foreign files may mark pixels invalid; treat them as no motion
-            if flow_px.shape[:2] != rgb.shape[:2]:
-                raise DatasetError(f"flow {seq.flow_paths[frame_index]} has size {flow_px.shape[:2]}, frames {rgb.shape[:2]}")
-            return flow_px, True
-        name = seq.rgb_paths[frame_index].name if self.t_step == 1 else f"{seq.rgb_paths[frame_index].stem}_s{self.t_step}"
-        return self.flow_cache.get(seq.name, name, prev_rgb, rgb), True
+        key = (seq.name, frame_index)
+        flow_px = self._flows.get(key)
+        if flow_px is None:
+            out_h, out_w = label_ids.shape
+            if seq.flow_paths is not None and self.t_step == 1:
+                path = seq.flow_paths[frame_index]
+                flow_px, valid = read_flow_png(path)
+                flow_px[~valid] = 0.0  # foreign files may mark pixels invalid; treat them as no motion
+                native = self._native_sizes[seq.name]
+                if flow_px.shape[:2] != native:
+                    raise DatasetError(f"flow {path} has size {flow_px.shape[:2]}, frames {native}")
+                flow_px = resize_flow(flow_px, out_w, out_h)
+            else:
+                prev_rgb = self._resized_frame(seq, frame_index - self.t_step)[1]
+                name = seq.rgb_paths[frame_index].name if self.t_step == 1 else f"{seq.rgb_paths[frame_index].stem}_s{self.t_step}"
+                flow_px = self.flow_cache.get(seq.name, name, prev_rgb, rgb)
+            self._flows[key] = flow_px
+        return flow_px, True

@@ -12,6 +12,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
@@ -116,22 +117,45 @@ class SequenceRenderer:
         return to_uint8_rgb(image)
 
 
-def render_with(step: Callable[[np.ndarray, np.ndarray], np.ndarray], size: tuple[int, int]):
-    """Adapt a renderer's `step` to a working size (width, height): labels resized nearest, output back."""
-    import cv2
+def dataset_sequences(root: str | Path, names: list[str] | None, size: tuple[int, int],
+                      dis_preset: str = "medium") -> list[list[EvalFrame]]:
+    """Held-out sequences of a paired dataset (NVIDIA's layout, or run folders) as EvalFrames at
+    `size` (W, H), resized as training resizes them; the flow is DIS flow between consecutive real
+    photos (a run folder's recorded flow where it has one), so it measures along the real motion."""
+    from renderer.training.datasets import DatasetError, load_frame, resize_frame, scan_dataset
+    from renderer.training.flow import DISFlow, resize_flow
+    from renderer.flow_png import read_flow_png
 
+    sequences = scan_dataset(root)
+    if names:
+        known = [seq.name for seq in sequences]
+        missing = [name for name in names if name not in known]
+        if missing:
+            raise DatasetError(f"{root}: no sequence {missing}; its sequences are {known}")
+        sequences = [seq for seq in sequences if seq.name in names]
     width, height = size
-
-    def wrapped(label_ids: np.ndarray, instance_ids: np.ndarray) -> np.ndarray:
-        in_h, in_w = label_ids.shape
-        if (in_w, in_h) == (width, height):
-            return step(label_ids, instance_ids)
-        small_labels = cv2.resize(label_ids, (width, height), interpolation=cv2.INTER_NEAREST)
-        small_inst = cv2.resize(instance_ids.astype(np.int32), (width, height), interpolation=cv2.INTER_NEAREST)
-        rgb = step(small_labels, small_inst)
-        return cv2.resize(rgb, (in_w, in_h), interpolation=cv2.INTER_LINEAR)
-
-    return wrapped
+    dis = DISFlow(dis_preset)
+    result = []
+    for seq in sequences:
+        frames: list[EvalFrame] = []
+        for index in range(len(seq)):
+            label_ids, rgb, instance_ids = load_frame(seq, index)
+            native_h, native_w = label_ids.shape
+            label_ids, rgb, instance_ids = resize_frame(label_ids, rgb, instance_ids, width, height)
+            if index == 0:
+                flow_px = np.zeros((height, width, 2), np.float32)
+            elif seq.flow_paths is not None:
+                recorded, valid = read_flow_png(seq.flow_paths[index])
+                recorded[~valid] = 0.0
+                flow_px = resize_flow(recorded, width, height) if recorded.shape[:2] == (native_h, native_w) else None
+                if flow_px is None:
+                    raise DatasetError(f"flow {seq.flow_paths[index]} is {recorded.shape[1]}x{recorded.shape[0]}, "
+                                       f"its frames {native_w}x{native_h}")
+            else:
+                flow_px = dis(frames[-1].rgb, rgb)
+            frames.append(EvalFrame(label_ids, instance_ids, rgb, flow_px))
+        result.append(frames)
+    return result
 
 
 def evaluate_sequences(

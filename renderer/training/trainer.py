@@ -39,7 +39,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from renderer.training.config import TrainConfig
 from renderer.training.curriculum import SpatialCurriculum, SpatialStage, TemporalCurriculum
-from renderer.training.datasets import ClipDataset, scan_dataset
+from renderer.training.datasets import ClipDataset, hold_out, scan_dataset
 from renderer.training.discriminators import MultiScaleDiscriminator, TemporalDiscriminators
 from renderer.training.flow import FlowCache, confidence_mask
 from renderer.model.inputs import build_pyramid
@@ -167,7 +167,10 @@ class Trainer:
         if self.dist.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
 
-        sequences = [seq for path in config.datasets for seq in scan_dataset(path, config.phase)]
+        sequences = hold_out([seq for path in config.datasets for seq in scan_dataset(path, config.phase)],
+                             config.val_sequences)
+        if config.val_sequences:
+            log.info("held out %s; training on %s", config.val_sequences, [seq.name for seq in sequences])
         cache_dir = config.flow_cache_dir
         self.dataset = ClipDataset(
             sequences, config.clip_length, (config.crop_width, config.crop_height),

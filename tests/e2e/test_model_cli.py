@@ -52,7 +52,7 @@ def test_train_bundled_then_evaluate_then_render(tmp_path) -> None:
                      "--no-fid", "--json", str(report), cwd=tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     assert "PSNR" in evaluated.stdout and "warping error" in evaluated.stdout
-    measured = json.loads(report.read_text())
+    measured = json.loads(report.read_text())["models"][str(out)]
     # The same held-out sequences and model: the same figures as train-bundled wrote.
     assert measured["psnr_db"] == pytest.approx(figures["lite"]["psnr_db"], abs=1e-6)
     assert measured["warping_error"] == pytest.approx(figures["lite"]["warping_error"], rel=1e-6)

@@ -1,0 +1,72 @@
+"""`carla-neural evaluate` as a user runs it: on held-out sequences of a dataset with photos (NVIDIA's
+layout, JPEG), several models against the same references, and `--checkpoint bundled`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+CLI = str(Path(sys.executable).parent / "carla-neural")
+
+
+def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=600, cwd=cwd,
+                          env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+
+
+def _layout(root: Path) -> Path:
+    """Two sequences of 6 frames, 128x64: a car that drives right over a road under a sky."""
+    rng = np.random.default_rng(3)
+    for seq in ("seq0000", "seq0001"):
+        for kind in ("train_A", "train_B", "train_inst"):
+            (root / kind / seq).mkdir(parents=True)
+        texture = cv2.GaussianBlur(rng.integers(0, 255, (64, 128, 3), dtype=np.uint8), (0, 0), 1.5)
+        for frame in range(6):
+            labels = np.full((64, 128), 7, np.uint8)
+            labels[:20] = 23
+            labels[30:50, 20 + 4 * frame:52 + 4 * frame] = 26
+            photo = np.where((labels == 26)[..., None], texture, texture // 3 + 80).astype(np.uint8)
+            name = f"x_{frame:06d}"
+            cv2.imwrite(str(root / "train_A" / seq / f"{name}.png"), labels)
+            cv2.imwrite(str(root / "train_inst" / seq / f"{name}.png"), np.where(labels == 26, 1, 255).astype(np.uint8))
+            cv2.imwrite(str(root / "train_B" / seq / f"{name}.jpg"), photo)
+    return root
+
+
+def test_evaluate_named_real_sequences_for_two_models(tmp_path, tiny_checkpoint) -> None:
+    data = _layout(tmp_path / "data")
+    report = tmp_path / "eval.json"
+    result = _run("evaluate", "--checkpoint", str(tiny_checkpoint), "--checkpoint", "bundled", "--data", str(data),
+                  "--sequences", "seq0001", "--size", "64x32", "--no-fid", "--json", str(report), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    figures = json.loads(report.read_text())
+    assert figures["sequences"] == ["seq0001"] and figures["size"] == [64, 32]
+    tiny, bundled = figures["models"][str(tiny_checkpoint)], figures["models"]["bundled"]
+    for model in (tiny, bundled):
+        assert model["frames"] == 4 and model["sequences"] == 1  # 6 frames, the first 2 not scored
+        assert np.isfinite(model["psnr_db"]) and model["warping_error"] > 0
+    # Both models are measured against the same real frames and their own motion.
+    assert tiny["reference_warping_error"] == bundled["reference_warping_error"] > 0
+    assert tiny["psnr_db"] != bundled["psnr_db"]
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"{tiny_checkpoint}: PSNR") and lines[1].startswith("bundled: PSNR")
+    assert "FID/KID skipped" in lines[0]
+
+
+def test_evaluate_names_a_missing_sequence(tmp_path, tiny_checkpoint) -> None:
+    data = _layout(tmp_path / "data")
+    result = _run("evaluate", "--checkpoint", str(tiny_checkpoint), "--data", str(data), "--sequences", "seq0009",
+                  "--no-fid", cwd=tmp_path)
+    assert result.returncode != 0
+    assert "seq0009" in result.stderr and "seq0000" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_evaluate_refuses_a_folder_that_is_not_a_checkpoint(tmp_path) -> None:
+    result = _run("evaluate", "--checkpoint", str(tmp_path), "--no-fid", cwd=tmp_path)
+    assert result.returncode != 0 and "is not one of our checkpoints" in result.stderr
+    assert "Traceback" not in result.stderr
