@@ -21,7 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "dataset": ("carla_neural.cli.dataset", "Export datasets in NVIDIA's vid2vid layout."),
     "train": ("carla_neural.cli.train", "Train or fine-tune a vid2vid generator."),
     "train-bundled": ("carla_neural.cli.train_bundled", "Train the bundled lite model (make model)."),
-    "evaluate": ("carla_neural.cli.evaluate", "PSNR, FID and temporal warping error of a checkpoint."),
+    "evaluate": ("carla_neural.cli.evaluate", "PSNR, FID/KID and warping error on held-out real or built-in data."),
+    "pictures": ("carla_neural.cli.pictures", "Strips of rendered frames beside their labels and photos."),
 }
 
 

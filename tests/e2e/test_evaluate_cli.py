@@ -70,3 +70,36 @@ def test_evaluate_refuses_a_folder_that_is_not_a_checkpoint(tmp_path) -> None:
     result = _run("evaluate", "--checkpoint", str(tmp_path), "--no-fid", cwd=tmp_path)
     assert result.returncode != 0 and "is not one of our checkpoints" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_pictures_of_a_real_sequence_and_of_the_built_in_world(tmp_path, tiny_checkpoint) -> None:
+    from carla_neural.pictures import GAP_PX, HEADER_PX
+    from carla_neural.remap import colorize_label_ids
+
+    data = _layout(tmp_path / "data")
+    real = tmp_path / "real.png"
+    result = _run("pictures", "--checkpoint", str(tiny_checkpoint), "--data", str(data), "--sequence", "seq0001",
+                  "--frames", "1,5", "--size", "64x32", "--out", str(real), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"-> {real}" in result.stdout
+    image = cv2.cvtColor(cv2.imread(str(real)), cv2.COLOR_BGR2RGB)
+    row_h = HEADER_PX + 32
+    assert image.shape == (2 * row_h + GAP_PX, 3 * 64 + 2 * GAP_PX, 3)
+    # Row 2 is frame 5: its label panel is the coloured label map, its photo panel the resized photo.
+    top = row_h + GAP_PX + HEADER_PX
+    labels = cv2.imread(str(data / "train_A" / "seq0001" / "x_000005.png"), cv2.IMREAD_UNCHANGED)
+    labels = cv2.resize(labels, (64, 32), interpolation=cv2.INTER_NEAREST)
+    assert np.array_equal(image[top:top + 32, :64], colorize_label_ids(labels))
+    photo = cv2.cvtColor(cv2.imread(str(data / "train_B" / "seq0001" / "x_000005.jpg")), cv2.COLOR_BGR2RGB)
+    photo = cv2.resize(photo, (64, 32), interpolation=cv2.INTER_AREA)
+    assert np.array_equal(image[top:top + 32, 2 * (64 + GAP_PX):], photo)
+
+    world = tmp_path / "world.png"
+    result = _run("pictures", "--checkpoint", str(tiny_checkpoint), "--frames", "2", "--size", "64x32",
+                  "--out", str(world), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert cv2.imread(str(world)).shape == (row_h, 3 * 64 + 2 * GAP_PX, 3)
+
+    bad = _run("pictures", "--checkpoint", str(tiny_checkpoint), "--data", str(data), "--frames", "9",
+               "--size", "64x32", "--out", str(tmp_path / "x.png"), cwd=tmp_path)
+    assert bad.returncode != 0 and "6 frames" in bad.stderr and not (tmp_path / "x.png").exists()

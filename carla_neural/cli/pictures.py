@@ -1,0 +1,70 @@
+"""`carla-neural pictures`: strips of chosen frames, rendered in sequence, for a person to look at."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+def _frame_list(value: str) -> list[int]:
+    try:
+        picked = sorted({int(v) for v in value.split(",") if v.strip()})
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of frame numbers", param_hint="--frames") from None
+    if not picked or picked[0] < 0:
+        raise click.BadParameter("give frame numbers >= 0, e.g. 4,14,24", param_hint="--frames")
+    return picked
+
+
+@click.command(name="pictures")
+@click.option("--checkpoint", default="bundled", show_default=True, help="`bundled`, ours, or an NVIDIA folder.")
+@click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="A dataset with photos (NVIDIA's layout): strips of labels | neural | real photo. Without it, "
+                   "the built-in world: raw | labels | neural.")
+@click.option("--sequence", default=None, help="With --data: the sequence to show (default: the first).")
+@click.option("--frames", "frames_text", default="4,14,24", show_default=True,
+              help="Comma-separated frame numbers (the sequence is rendered from frame 0 up to the last one).")
+@click.option("--size", default="512x256", show_default=True, help="WIDTHxHEIGHT of the panels.")
+@click.option("--seed", type=int, default=1000, show_default=True, help="Built-in world: the sequence's seed.")
+@click.option("--engine", default="torch", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="PNG to write. Strips of real data hold the dataset's photos: keep them out of the repository.")
+def command(checkpoint: str, data: Path | None, sequence: str | None, frames_text: str, size: str, seed: int,
+            engine: str, out: Path) -> None:
+    """Render a sequence and write a strip of chosen frames, side by side with their labels and photos."""
+    from carla_neural.pictures import render_rows, strip, write_png
+    from renderer.checkpoint import CheckpointError
+    from renderer.loading import load_renderer
+    from renderer.training.datasets import DatasetError
+
+    picked = _frame_list(frames_text)
+    try:
+        width, height = (int(v) for v in size.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter(f"{size!r} is not WIDTHxHEIGHT", param_hint="--size") from None
+    if data is not None:
+        from renderer.training.evaluation import dataset_sequences
+        from renderer.training.datasets import scan_dataset
+
+        try:
+            name = sequence or scan_dataset(data)[0].name
+            (frames,) = dataset_sequences(data, [name], (width, height))
+        except DatasetError as err:
+            raise click.ClickException(str(err)) from None
+        titles, real_last, label = ("labels", "neural", "photo"), True, f"{data.name}/{name}"
+    else:
+        from carla_neural.cli.evaluate import builtin_sequences
+
+        (frames,) = builtin_sequences(1, max(picked) + 1, width, height, seed)
+        titles, real_last, label = ("raw (built-in world)", "labels", "neural"), False, f"built-in world seed {seed}"
+    if max(picked) >= len(frames):
+        raise click.BadParameter(f"the sequence has {len(frames)} frames (0..{len(frames) - 1})", param_hint="--frames")
+    try:
+        renderer = load_renderer(checkpoint, engine=engine, device="cpu")
+    except CheckpointError as err:
+        raise click.ClickException(str(err)) from None
+    rows = render_rows(frames, picked, renderer.step, real_photo_last=real_last)
+    image = strip(rows, titles, [f"frame {i}" for i in picked])
+    write_png(image, out)
+    click.echo(f"{len(picked)} frames of {label} rendered by {checkpoint} -> {out}")
