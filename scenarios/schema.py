@@ -342,9 +342,9 @@ def load_scenario(path: str | Path) -> Scenario:
     return parse_scenario(document, str(path))
 
 
-def format_validation_error(error: ValidationError, origin: str) -> str:
-    """One line per problem: `origin: field.path: message`."""
-    lines = [f"{origin}: {error.error_count()} problem(s) in the scenario:"]
+def format_validation_error(error: ValidationError, origin: str, what: str = "scenario") -> str:
+    """One line per problem: `origin: field.path: message` (`what`: the kind of file, for the heading)."""
+    lines = [f"{origin}: {error.error_count()} problem(s) in the {what}:"]
     for problem in error.errors(include_url=False):
         location = ".".join(str(part) for part in problem["loc"] if part not in _UNION_TAGS)
         message = problem["msg"].removeprefix("Value error, ")
