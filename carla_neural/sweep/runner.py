@@ -16,14 +16,14 @@ import yaml
 
 from carla_neural.sweep.cells import Cell, CellState, cell_state, run_is_complete
 from carla_neural.sweep.schema import Sweep, SweepError
-from carla_neural.sweep.tasks import CellDied, CellFailed, CellSpec, attempts_made, run_cell
+from carla_neural.sweep.tasks import CellDied, CellFailed, CellSpec, CellStopped, attempts_made, run_cell
 
 log = logging.getLogger(__name__)
 
 Status = Literal["done", "skipped", "failed", "interrupted", "pending"]
 CARLA_RESOURCE = "carla_server"
 # Seconds that cancelled cells get to close their run folders after Ctrl-C.
-_CANCEL_GRACE_S = 60.0
+_STOP_GRACE_S = 60.0
 
 
 @dataclass
@@ -164,7 +164,8 @@ def _drive(ray: Any, sweep: Sweep, out_dir: Path, sweep_id: str, queue: deque[Ce
                 result = queue.popleft()
                 spec = CellSpec(name=result.cell.name, scenario_file=str(out_dir / "scenarios" / f"{result.cell.name}.yaml"),
                                 run_dir=str(result.run_dir), log=str(result.log),
-                                pid_file=str(out_dir / "logs" / f"{result.cell.name}.pid"), sweep_id=sweep_id,
+                                pid_file=str(out_dir / "logs" / f"{result.cell.name}.pid"),
+                                stop_file=str(_stop_file(out_dir, sweep_id)), sweep_id=sweep_id,
                                 world=sweep.world, device=sweep.device, png=sweep.png,
                                 threads=max(1, int(sweep.cpus_per_cell)), compare_metrics=compare_metrics)
                 result.submitted_unix = time.time()
@@ -177,7 +178,7 @@ def _drive(ray: Any, sweep: Sweep, out_dir: Path, sweep_id: str, queue: deque[Ce
             if bar is not None:
                 bar.set_postfix_str(_counts(results, in_flight.values(), sweep_id), refresh=True)
     except KeyboardInterrupt:
-        _cancel(ray, in_flight, sweep_id)
+        _stop(ray, out_dir, in_flight, sweep_id)
         return True
     finally:
         if bar is not None:
@@ -192,6 +193,8 @@ def _collect(ray: Any, ref: Any, result: CellResult, sweep_id: str) -> None:
         result.timing = ray.get(ref)
         result.status = "done"
         result.attempts = result.timing["attempt"]
+    except CellStopped:
+        result.status = "interrupted"
     except (CellDied, CellFailed) as error:
         # Ray wraps the task's exception; its cause carries our one-line message.
         result.status, result.error = "failed", str(getattr(error, "cause", None) or error).strip()
@@ -202,18 +205,27 @@ def _collect(ray: Any, ref: Any, result: CellResult, sweep_id: str) -> None:
         result.status, result.error = "failed", f"cell {result.cell.name}: {first_line}; log: {result.log}"
 
 
-def _cancel(ray: Any, in_flight: dict[Any, CellResult], sweep_id: str) -> None:
-    """Stop the running cells (each stops its record, which closes its files) and settle them."""
-    for ref in in_flight:
-        ray.cancel(ref)
+def _stop(ray: Any, out_dir: Path, in_flight: dict[Any, CellResult], sweep_id: str) -> None:
+    """Stop the running cells through the stop file (each stops its record, which closes its run
+    folder), wait for them, then cancel what is left; settle each cell's status."""
+    stop_file = _stop_file(out_dir, sweep_id)
+    stop_file.write_text("stop\n", encoding="utf-8")
+    unsettled = list(in_flight)
     try:
-        ray.wait(list(in_flight), num_returns=len(in_flight), timeout=_CANCEL_GRACE_S)
+        _, unsettled = ray.wait(unsettled, num_returns=len(unsettled), timeout=_STOP_GRACE_S)
     except KeyboardInterrupt:  # a second Ctrl-C: do not wait for them
         pass
+    for ref in unsettled:  # only these: cancelling a finished task trips an assertion in Ray 2.60
+        ray.cancel(ref)
+    stop_file.unlink(missing_ok=True)
     for result in in_flight.values():
         result.attempts = attempts_made(result.log, sweep_id)
         # A cell that finished in the meantime counts; a partial one never does.
         result.status = "done" if run_is_complete(result.run_dir) else "interrupted"
+
+
+def _stop_file(out_dir: Path, sweep_id: str) -> Path:
+    return out_dir / "logs" / f"stop-{sweep_id}"
 
 
 def _counts(results: list[CellResult], in_flight: Any, sweep_id: str) -> str:

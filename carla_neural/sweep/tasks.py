@@ -24,6 +24,8 @@ from carla_neural.sweep.cells import run_is_complete
 
 # Exit status of `carla-neural` for bad input (click): the same input fails again, so no retry.
 _USAGE_ERROR_CODES = (1, 2)
+# How often a running cell looks for the sweep's stop file.
+_STOP_POLL_S = 0.5
 
 
 class CellDied(RuntimeError):
@@ -32,6 +34,10 @@ class CellDied(RuntimeError):
 
 class CellFailed(RuntimeError):
     """The cell's record or compare refused its input (exit status 1 or 2): retrying cannot help."""
+
+
+class CellStopped(RuntimeError):
+    """The sweep was stopped (Ctrl-C) and the cell's record stopped cleanly with it."""
 
 
 @dataclass
@@ -43,6 +49,8 @@ class CellSpec:
     run_dir: str
     log: str
     pid_file: str
+    # The sweep creates this file to stop its cells (on the shared folder, so it reaches every node).
+    stop_file: str
     sweep_id: str
     world: str
     device: str
@@ -94,6 +102,8 @@ def run_cell(spec: CellSpec) -> dict[str, Any]:
     """Record the cell (unless its run folder is complete) and compare it when asked; returns
     CellTiming as a dict. Raises CellDied or CellFailed naming the exit status and the log."""
     started = time.time()
+    if Path(spec.stop_file).exists():  # queued until after Ctrl-C: start nothing
+        raise CellStopped(f"cell {spec.name}: stopped with the sweep before it started")
     log_path = Path(spec.log)
     attempt = attempts_made(log_path, spec.sweep_id) + 1
     record_s = compare_s = None
@@ -132,15 +142,26 @@ def _run_child(command: list[str], spec: CellSpec, log: Any, attempt: int) -> fl
                                start_new_session=True, preexec_fn=_die_with_parent)
     pid_file = Path(spec.pid_file)
     pid_file.write_text(f"{process.pid} {attempt} {spec.sweep_id}\n", encoding="utf-8")
+    stop_file = Path(spec.stop_file)
     try:
-        status = process.wait()
-    except BaseException:  # ray.cancel raises KeyboardInterrupt here: stop the child cleanly
-        process.terminate()
+        while True:
+            try:
+                status = process.wait(timeout=_STOP_POLL_S)
+                break
+            except subprocess.TimeoutExpired:
+                if stop_file.exists():
+                    raise CellStopped(f"cell {spec.name}: stopped with the sweep; log: {spec.log}") from None
+    except BaseException as error:  # ray.cancel raises KeyboardInterrupt here: stop the child cleanly
+        log.write(f"stopping {command[3]} ({type(error).__name__})\n")
+        log.flush()
+        process.terminate()  # record stops as on Ctrl-C: its files are closed, summary.json written
         try:
-            process.wait(timeout=30)
+            status = process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
-            process.wait()
+            status = process.wait()
+        log.write(f"stopped: exit status {status}\n")
+        log.flush()
         raise
     finally:
         pid_file.unlink(missing_ok=True)
