@@ -49,6 +49,9 @@ def command(sweep_file: Path, out_dir: Path, ray_address: str | None, max_parall
                                 compare_metrics=metrics, overwrite=overwrite, progress=_progress(sweep.name))
     except SweepError as error:
         raise click.ClickException(str(error)) from None
+    except KeyboardInterrupt:  # before any cell was submitted (Ray starting): nothing to keep
+        click.echo(f"\ninterrupted before {sweep_file} started; nothing recorded", err=True)
+        sys.exit(130)
     sweep_json, index_html = write_summary(sweep, sweep_file, outcome, out_dir)
     for result in outcome.results:
         if result.status == "failed":

@@ -4,6 +4,7 @@ retries for cells that die), show progress, and stop cleanly on Ctrl-C."""
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
 from collections import deque
@@ -107,13 +108,21 @@ def run_sweep(sweep: Sweep, cells: list[Cell], out_dir: Path, *, ray_address: st
 
 
 def _connect(ray: Any, sweep: Sweep, address: str | None) -> None:
-    if address:
-        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
-        return
-    # A local instance on loopback; a local CARLA server (CARLA_HOST/PORT) is the one carla_server.
-    resources = {CARLA_RESOURCE: 1} if sweep.world == "carla" else None
-    ray.init(address="local", include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False,
-             resources=resources, _node_ip_address="127.0.0.1")
+    try:
+        if address:  # its nodes and drivers share RAY_AUTH_MODE/RAY_AUTH_TOKEN (docs/sweeps.md)
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+            return
+        # Token authentication, Ray 2.60's default for a local instance, said here to spare its
+        # warning: the GCS port listens on every interface even with the node on loopback.
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
+        # A local CARLA server (CARLA_HOST/PORT) is the one carla_server.
+        resources = {CARLA_RESOURCE: 1} if sweep.world == "carla" else None
+        ray.init(address="local", include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False,
+                 resources=resources, _node_ip_address="127.0.0.1")
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise SweepError(f"cannot start or reach {where}: {first_line}") from None
 
 
 def _check_resources(ray: Any, sweep: Sweep) -> dict[str, Any]:

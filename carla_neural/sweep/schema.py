@@ -10,10 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import ValidationError, field_validator, model_validator
 
-from scenarios.schema import ScenarioError, StrictModel, format_validation_error
+from scenarios.schema import ScenarioError, StrictModel, format_validation_error, read_yaml
 
 # Axis name -> the scenario field it sets (a path into the scenario document).
 AXES: dict[str, tuple[str, ...]] = {
@@ -117,13 +116,4 @@ def parse_sweep(document: Any, origin: str = "<sweep>") -> Sweep:
 
 def load_sweep(path: str | Path) -> Sweep:
     """Read and validate a sweep YAML file (raises SweepError naming each bad field)."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise SweepError(f"{path}: cannot read the sweep file: {error.strerror}") from None
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise SweepError(f"{path}: not valid YAML: {error}") from None
-    return parse_sweep(document, str(path))
+    return parse_sweep(read_yaml(path, "sweep", SweepError), str(path))

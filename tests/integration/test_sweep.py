@@ -36,11 +36,17 @@ rendering: {{checkpoint: {checkpoint}, engine: torch}}
 @pytest.fixture(scope="module")
 def ray_session():
     """One local Ray instance for the whole module: starting Ray takes several seconds."""
+    saved = dict(os.environ)
+    # Ray's processes, and so the cells' records, inherit this environment.
     os.environ.update(SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy", OMP_NUM_THREADS="1")
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
              _node_ip_address="127.0.0.1", logging_level="warning")
-    yield ray.get_runtime_context().gcs_address
-    ray.shutdown()
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def sweep_file(folder: Path, checkpoint: Path, body: str) -> Path:
