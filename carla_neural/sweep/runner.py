@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import time
 import uuid
 from collections import deque
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 
 Status = Literal["done", "skipped", "failed", "interrupted", "pending"]
 CARLA_RESOURCE = "carla_server"
+_CONNECT_TIMEOUT_S = 5.0
 # Seconds that cancelled cells get to close their run folders after Ctrl-C.
 _STOP_GRACE_S = 60.0
 
@@ -35,6 +37,8 @@ class CellResult:
     run_dir: Path
     log: Path
     status: Status = "pending"
+    # Its folder holds a finished run of another scenario, to be recorded again (--overwrite).
+    stale: bool = False
     attempts: int = 0
     error: str | None = None
     timing: dict[str, Any] | None = None
@@ -78,10 +82,14 @@ def run_sweep(sweep: Sweep, cells: list[Cell], out_dir: Path, *, ray_address: st
     """Record every cell not yet complete under `out_dir` (one Ray task each) and return the outcome.
 
     Connects to `ray_address`, or reuses this process's Ray session, or starts a local one (stopped
-    at the end). KeyboardInterrupt cancels the running cells, whose partial folders are then not
-    counted, and returns with `interrupted` set; finished runs are never touched.
+    at the end). On KeyboardInterrupt the running cells stop cleanly (their partial folders are not
+    counted) and it returns with `interrupted` set; finished runs are never touched.
     """
-    import ray
+    try:
+        import ray
+    except ImportError:
+        raise SweepError("carla-neural sweep runs its cells on Ray, which is not installed: "
+                         "pip install 'carla-neural[sweep]'") from None
 
     started = time.time()
     states = check_out_dir(cells, out_dir, overwrite)
@@ -91,16 +99,19 @@ def run_sweep(sweep: Sweep, cells: list[Cell], out_dir: Path, *, ray_address: st
     try:
         ray_info = _check_resources(ray, sweep)
         sweep_id = uuid.uuid4().hex[:12]
-        results = [CellResult(cell, out_dir / cell.name, out_dir / "logs" / f"{cell.name}.log") for cell in cells]
+        results = [CellResult(cell, out_dir / cell.name, out_dir / "logs" / f"{cell.name}.log")
+                   for cell in cells]
         queue: deque[CellResult] = deque()
         for result in results:
             complete = states[result.cell.name] == "complete"
+            result.stale = states[result.cell.name] == "stale"
             if complete and not (compare_metrics and not (result.run_dir / "metrics.json").is_file()):
                 result.status = "skipped"
             else:
                 queue.append(result)
         _write_inputs(out_dir, [result.cell for result in queue])
-        interrupted = _drive(ray, sweep, out_dir, sweep_id, queue, results, max_parallel, compare_metrics, progress)
+        interrupted = _drive(ray, sweep, out_dir, sweep_id, queue, results, max_parallel, compare_metrics,
+                             progress)
     finally:
         if owns_ray:
             ray.shutdown()
@@ -108,6 +119,8 @@ def run_sweep(sweep: Sweep, cells: list[Cell], out_dir: Path, *, ray_address: st
 
 
 def _connect(ray: Any, sweep: Sweep, address: str | None) -> None:
+    if address:
+        _check_reachable(address)
     try:
         if address:  # its nodes and drivers share RAY_AUTH_MODE/RAY_AUTH_TOKEN (docs/sweeps.md)
             ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
@@ -123,6 +136,18 @@ def _connect(ray: Any, sweep: Sweep, address: str | None) -> None:
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise SweepError(f"cannot start or reach {where}: {first_line}") from None
+
+
+def _check_reachable(address: str) -> None:
+    """Fail in seconds when nothing listens at a HOST:PORT address (Ray itself retries for minutes)."""
+    host, _, port = address.rpartition(":")
+    if not host or "://" in address or not port.isdigit():
+        return  # "auto", ray:// client addresses: left to Ray
+    try:
+        socket.create_connection((host, int(port)), timeout=_CONNECT_TIMEOUT_S).close()
+    except OSError as error:
+        raise SweepError(f"no Ray cluster answers at --ray-address {address} ({error.strerror or error}); "
+                         "start one with `ray start --head` or leave --ray-address out to run locally") from None
 
 
 def _check_resources(ray: Any, sweep: Sweep) -> dict[str, Any]:
@@ -171,12 +196,14 @@ def _drive(ray: Any, sweep: Sweep, out_dir: Path, sweep_id: str, queue: deque[Ce
         while queue or in_flight:
             while queue and (max_parallel is None or len(in_flight) < max_parallel):
                 result = queue.popleft()
-                spec = CellSpec(name=result.cell.name, scenario_file=str(out_dir / "scenarios" / f"{result.cell.name}.yaml"),
+                spec = CellSpec(name=result.cell.name,
+                                scenario_file=str(out_dir / "scenarios" / f"{result.cell.name}.yaml"),
                                 run_dir=str(result.run_dir), log=str(result.log),
-                                pid_file=str(out_dir / "logs" / f"{result.cell.name}.pid"),
+                                pid_file=str(result.log.with_suffix(".pid")),
                                 stop_file=str(_stop_file(out_dir, sweep_id)), sweep_id=sweep_id,
                                 world=sweep.world, device=sweep.device, png=sweep.png,
-                                threads=max(1, int(sweep.cpus_per_cell)), compare_metrics=compare_metrics)
+                                threads=max(1, int(sweep.cpus_per_cell)), compare_metrics=compare_metrics,
+                                record_again=result.stale)
                 result.submitted_unix = time.time()
                 in_flight[remote.options(**options).remote(spec)] = result
             ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=1.0)

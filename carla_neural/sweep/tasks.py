@@ -57,6 +57,8 @@ class CellSpec:
     png: bool
     threads: int
     compare_metrics: str | None = None
+    # Record even over a complete run (one of another scenario, with --overwrite).
+    record_again: bool = False
 
 
 @dataclass
@@ -111,8 +113,8 @@ def run_cell(spec: CellSpec) -> dict[str, Any]:
         log.write(f"--- attempt {attempt} of sweep {spec.sweep_id} on {socket.gethostname()} ---\n")
         log.flush()
         run_dir = Path(spec.run_dir)
-        if not run_is_complete(run_dir):
-            if run_dir.exists():  # a partial run of this cell: record it again from the start
+        if spec.record_again or not run_is_complete(run_dir):
+            if run_dir.exists():  # a partial or stale run of this cell: record it again from the start
                 shutil.rmtree(run_dir)
             record_s = _run_child(record_command(spec), spec, log, attempt)
         if spec.compare_metrics and not (run_dir / "metrics.json").is_file():
