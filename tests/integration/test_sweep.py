@@ -83,8 +83,8 @@ class Killer(threading.Thread):
 
 @pytest.fixture(scope="module")
 def killed_sweep(ray_session, tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory):
-    """Two cells, one retry each: seed 1 is killed once (its retry records it), seed 2 is killed on
-    both attempts (then reported)."""
+    """Two cells, one retry each, compared (tOF) when finished: seed 1 is killed once (its retry
+    records it), seed 2 is killed on both attempts (then reported)."""
     folder = tmp_path_factory.mktemp("killed")
     path = sweep_file(folder, tiny_checkpoint, "name: killed\nretries: 1\naxes: {seed: [1, 2]}\n")
     sweep = load_sweep(path)
@@ -93,7 +93,7 @@ def killed_sweep(ray_session, tiny_checkpoint: Path, tmp_path_factory: pytest.Te
     killer = Killer(out / "logs", {"seed-1": 1, "seed-2": 2})
     killer.start()
     try:
-        outcome = run_sweep(sweep, cells, out)
+        outcome = run_sweep(sweep, cells, out, compare_metrics="tof")
     finally:
         killer.stop.set()
         killer.join()
@@ -170,13 +170,15 @@ def test_the_index_has_a_row_per_cell_with_axes_figures_and_links(killed_sweep) 
     rows = {row["name"]: row for row in table.rows}
     assert set(rows) == {"seed-1", "seed-2"}
     done, failed = rows["seed-1"], rows["seed-2"]
-    # cell, seed, status, attempts, frames, fps, links
+    # cell, seed, status, attempts, frames, fps, tof_px (compare's headline figure), links
     assert done["texts"][:5] == ["seed-1", "1", "done", "2", "2"] and float(done["texts"][5]) > 0
-    assert failed["class"] == "failed" and failed["texts"][4] == "—"
+    metrics = json.loads((out / "seed-1" / "metrics.json").read_text())
+    assert float(done["texts"][6]) == pytest.approx(metrics["tof"]["mean_px"], rel=1e-3)
+    assert failed["class"] == "failed" and failed["texts"][4] == "—" and failed["texts"][6] == "—"
     for row in (done, failed):
         for href in row["links"]:
             assert (out / href).is_file(), href
-    assert {"summary", "video", "log"} <= set(done["links"].values())
+    assert {"report", "summary", "video", "log"} <= set(done["links"].values())
     assert list(failed["links"].values()) == ["log"]
 
 
