@@ -29,7 +29,7 @@ _STOP_POLL_S = 0.5
 
 
 class CellDied(RuntimeError):
-    """The cell's record process died (killed, interrupted, crashed): worth another attempt."""
+    """The cell's process died (a signal, an interrupt, an unexpected exit status): worth a retry."""
 
 
 class CellFailed(RuntimeError):
