@@ -214,3 +214,17 @@ def test_ctrl_c_keeps_finished_runs_and_does_not_count_partial_ones(ray_session,
     # The long cell's record was stopped cleanly (summary written, fewer frames), not counted.
     partial = json.loads((out / "frames-5000" / "summary.json").read_text())
     assert 0 < partial["frames"] < 5000 and not run_is_complete(out / "frames-5000")
+
+
+@pytest.mark.parametrize(("setting", "needs"), [("world: carla", "carla_server resource"),
+                                                ("device: cuda", "no Ray node offers a GPU")],
+                         ids=["carla", "gpu"])
+def test_cells_whose_resources_no_node_offers_are_refused_before_anything_runs(
+        ray_session, tiny_checkpoint: Path, tmp_path: Path, setting: str, needs: str) -> None:
+    from carla_neural.sweep.schema import SweepError
+
+    path = sweep_file(tmp_path, tiny_checkpoint, f"name: far\n{setting}\naxes: {{seed: [1]}}\n")
+    sweep = load_sweep(path)
+    with pytest.raises(SweepError, match=needs):
+        run_sweep(sweep, expand_cells(sweep, path), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
