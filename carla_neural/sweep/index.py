@@ -13,6 +13,9 @@ from carla_neural.sweep.runner import CellResult, SweepOutcome
 from carla_neural.sweep.schema import Sweep
 
 TEMPLATE = "sweep_index.html.j2"
+# Column headings of the compare figures (keys of headline_figures).
+FIGURE_LABELS = {"warp_raw": "warp error raw", "warp_neural": "warp error neural", "tof_px": "tOF (px)",
+                 "fid_neural_vs_raw": "FID neural vs raw", "class_color_shift": "class colour shift"}
 
 
 def cell_row(result: CellResult, out_dir: Path) -> dict[str, Any]:
@@ -82,9 +85,10 @@ def write_summary(sweep: Sweep, sweep_file: Path, outcome: SweepOutcome, out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     sweep_json = out_dir / "sweep.json"
     write_json(sweep_json, document)
-    figure_names = sorted({name for row in rows if row["compare"] for name in row["compare"]})
+    figure_names = [name for name in FIGURE_LABELS if any(name in (row["compare"] or {}) for row in rows)]
     html = template_environment().get_template(TEMPLATE).render(
-        sweep=document, rows=rows, axes=list(sweep.axes), figure_names=figure_names, fmt=_fmt)
+        sweep=document, rows=rows, axes=list(sweep.axes), figure_names=figure_names, labels=FIGURE_LABELS,
+        fmt=_fmt)
     index_html = out_dir / "index.html"
     index_html.write_text(html, encoding="utf-8")
     return sweep_json, index_html
