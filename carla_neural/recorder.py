@@ -233,7 +233,7 @@ class Recorder:
             "png": list(self.config.png),
             "started_unix": round(self._started, 3),
         }
-        _write_json(self.out_dir / "run.json", self.run_info)
+        write_json(self.out_dir / "run.json", self.run_info)
         self._jsonl = open(self.out_dir / "frames.jsonl", "w", encoding="utf-8")
         self._queue: queue.Queue[FrameRecord | None] | None = None
         self._thread: threading.Thread | None = None
@@ -398,7 +398,7 @@ class Recorder:
         }
         if "summary.json" not in summary["files"]:
             summary["files"] = sorted(summary["files"] + ["summary.json"])
-        _write_json(self.out_dir / "summary.json", summary)
+        write_json(self.out_dir / "summary.json", summary)
         if self._error is not None or errors:
             detail = str(self._error) if self._error is not None else "; ".join(errors)
             raise RecorderError(f"recording to {self.out_dir} failed: {detail}")
@@ -416,7 +416,7 @@ def _imwrite(path: Path, image: np.ndarray, params: list[int]) -> None:
         raise OSError(f"could not write {path}: check free space and permissions")
 
 
-def _write_json(path: Path, document: Mapping[str, Any]) -> None:
+def write_json(path: Path, document: Mapping[str, Any]) -> None:
     """Write JSON atomically (temp file + rename) so a kill never leaves half a file."""
     temporary = path.with_suffix(path.suffix + ".part")
     temporary.write_text(json.dumps(document, indent=2, default=_json_default) + "\n")

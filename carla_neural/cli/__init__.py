@@ -13,6 +13,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("carla_neural.cli.demo", "Built-in world -> worker -> display and recorder."),
     "drive": ("carla_neural.cli.drive", "Drive a car with live neural rendering."),
     "record": ("carla_neural.cli.record", "Run a scenario in lock-step mode and record every stream."),
+    "sweep": ("carla_neural.cli.sweep", "Record a grid of scenario variations (one run per cell) on Ray."),
     "compare": ("carla_neural.cli.compare", "Metrics and an HTML report: raw vs synthesized frames."),
     "worker": ("carla_neural.cli.worker", "Serve the renderer over ZeroMQ."),
     "render": ("carla_neural.cli.render", "Render folders of label PNGs to RGB PNGs."),

@@ -49,7 +49,8 @@ def _data_uri(png: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode("ascii")
 
 
-def _environment() -> jinja2.Environment:
+def template_environment() -> jinja2.Environment:
+    """The jinja2 environment of carla_neural/templates (autoescaped, strict about undefined names)."""
     return jinja2.Environment(
         loader=jinja2.PackageLoader("carla_neural", "templates"),
         autoescape=jinja2.select_autoescape(["html", "j2"]),
@@ -81,7 +82,7 @@ def write_report(result: CompareResult, run: RunFolder, out_dir: Path) -> Report
     if run.has_video("side_by_side"):
         # Relative, so the report and the run folder can move together.
         video = os.path.relpath(run.path / "side_by_side.mp4", out_dir)
-    html = _environment().get_template(TEMPLATE).render(
+    html = template_environment().get_template(TEMPLATE).render(
         metrics=result.metrics,
         run_info=run.info,
         figures={name: _data_uri(path) for name, path in figures.items() if path is not None},

@@ -1,4 +1,5 @@
-"""docker/compose.yaml: the three services as documented, and `docker compose config` accepts it."""
+"""docker/compose.yaml: the services as documented (CARLA, worker, client, and the Ray cluster of
+the sweep profile), and `docker compose config` accepts it."""
 
 from __future__ import annotations
 
@@ -23,8 +24,25 @@ def _gpu_reserved(service: dict) -> bool:
     return any(d.get("driver") == "nvidia" and "gpu" in d.get("capabilities", []) for d in devices)
 
 
-def test_three_services(services: dict) -> None:
-    assert set(services) == {"carla", "worker", "client"}
+def test_three_services_and_the_sweep_profile(services: dict) -> None:
+    assert set(services) == {"carla", "worker", "client", "ray-head", "ray-carla-node", "sweep"}
+    assert {name for name, service in services.items() if "sweep" in service.get("profiles", [])} == {
+        "ray-head", "ray-carla-node", "sweep"}
+
+
+def test_ray_head_and_a_worker_node_next_to_carla(services: dict) -> None:
+    head, node, driver = services["ray-head"], services["ray-carla-node"], services["sweep"]
+    assert head["entrypoint"] == ["ray"] and head["command"][:2] == ["start", "--head"]
+    assert "ports" not in head and "ports" not in node  # reached by name on the compose network only
+    assert "--address=ray-head:6379" in node["command"]
+    assert '--resources={"carla_server": 1}' in node["command"]
+    assert node["environment"]["CARLA_HOST"] == "carla" and node["depends_on"]["carla"]["condition"] == "service_healthy"
+    assert driver["command"][0] == "sweep"
+    assert driver["command"][driver["command"].index("--ray-address") + 1] == "ray-head:6379"
+    for service in (head, node, driver):
+        assert service["environment"]["RAY_AUTH_MODE"] == "token"
+        assert service["environment"]["RAY_AUTH_TOKEN"].startswith("${RAY_AUTH_TOKEN")
+        assert "../runs:/runs" in service["volumes"]  # the sweep folder at one path on every node
 
 
 def test_carla_server_runs_offscreen_on_a_gpu_with_rpc_and_streaming_ports(services: dict) -> None:
@@ -72,10 +90,11 @@ def _compose_plugin() -> bool:
     return probe.returncode == 0
 
 
-@pytest.mark.skipif(not _compose_plugin(), reason="needs the docker CLI with the compose plugin")
-def test_docker_compose_config_accepts_the_file() -> None:
+@pytest.mark.skipif(not _compose_plugin(), reason="needs the docker CLI with the compose plugin (v2)")
+@pytest.mark.parametrize("profile", [[], ["--profile", "sweep"]], ids=["default", "sweep-profile"])
+def test_docker_compose_config_accepts_the_file(profile: list[str]) -> None:
     result = subprocess.run(
-        ["docker", "compose", "-f", str(COMPOSE), "config", "--quiet"],
+        ["docker", "compose", "-f", str(COMPOSE), *profile, "config", "--quiet"],
         capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 0, result.stderr
