@@ -527,8 +527,13 @@ def run(config: WorkerConfig, *, factory: tuple[RendererFactory, dict[str, Any]]
             print(f"error: checkpoint not found: {config.checkpoint} (give a folder with config.json and "
                   "model.safetensors, an NVIDIA checkpoint folder, or 'bundled')", file=sys.stderr)
             return 2
+        from renderer.checkpoint import CheckpointError
+
         try:
             factory = model_renderer_factory(config.checkpoint, config.engine, config.device, config.size)
+        except CheckpointError as exc:  # names the file, the field and what to do
+            print(f"error: {exc}", file=sys.stderr)
+            return 4
         except Exception as exc:
             log.debug("load failed", exc_info=True)
             print(f"error: cannot load checkpoint {config.checkpoint}: {type(exc).__name__}: {exc}", file=sys.stderr)

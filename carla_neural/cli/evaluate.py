@@ -56,8 +56,8 @@ def evaluate_checkpoint(checkpoint: Path, sequences: list[list], device: str = "
 
 
 @click.command(name="evaluate")
-@click.option("--checkpoint", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
-              help="One of our checkpoint folders (config.json + model.safetensors).")
+@click.option("--checkpoint", "checkpoint_ref", required=True,
+              help="One of our checkpoint folders (config.json + model.safetensors), or 'bundled'.")
 @click.option("--world", type=click.Choice(["builtin"]), default="builtin", show_default=True,
               help="Where the held-out sequences come from.")
 @click.option("--sequences", type=click.IntRange(min=1), default=8, show_default=True)
@@ -69,22 +69,37 @@ def evaluate_checkpoint(checkpoint: Path, sequences: list[list], device: str = "
 @click.option("--no-fid", is_flag=True, help="Skip FID/KID (InceptionV3 costs ~0.3 s per frame on a CPU).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the figures to this JSON file.")
-def command(checkpoint: Path, world: str, sequences: int, frames: int, size: str, seed: int, device: str,
+def command(checkpoint_ref: str, world: str, sequences: int, frames: int, size: str, seed: int, device: str,
             no_fid: bool, json_path: Path | None) -> None:
     """Measure a checkpoint on held-out built-in-world sequences."""
+    from renderer.checkpoint import CheckpointError, is_our_checkpoint, read_config
+    from renderer.loading import resolve_checkpoint
+
+    try:
+        checkpoint = resolve_checkpoint(checkpoint_ref)
+        if not is_our_checkpoint(checkpoint):
+            raise CheckpointError(f"{checkpoint} is not one of our checkpoint folders (config.json + "
+                                  "model.safetensors); convert an NVIDIA folder first with `carla-neural convert`")
+        read_config(checkpoint)  # a bad checkpoint is reported before any frame is simulated
+    except CheckpointError as error:
+        raise click.ClickException(str(error)) from None
     try:
         width, height = (int(v) for v in size.lower().split("x"))
     except ValueError:
         raise click.BadParameter(f"{size!r} is not WIDTHxHEIGHT", param_hint="--size") from None
     held_out = builtin_sequences(sequences, frames, width, height, seed)
-    result, _ = evaluate_checkpoint(checkpoint, held_out, device=device, fid=not no_fid)
+    try:
+        result, _ = evaluate_checkpoint(checkpoint, held_out, device=device, fid=not no_fid)
+    except CheckpointError as error:
+        raise click.ClickException(str(error)) from None
     figures = {"checkpoint": str(checkpoint), "world": world, "size": [width, height], "seed": seed,
                **result.as_dict()}
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(figures, indent=2))
     click.echo(
-        f"{checkpoint}: PSNR {result.psnr_db:.2f} dB, FID {result.fid:.1f}, KID {result.kid:.4f}, "
-        f"warping error {result.warping_error * 1000:.3f}e-3 (reference frames {result.reference_warping_error * 1000:.3f}e-3), "
+        f"{checkpoint}: PSNR {result.psnr_db:.2f} dB, "
+        + ("FID/KID skipped (--no-fid), " if no_fid else f"FID {result.fid:.1f}, KID {result.kid:.4f}, ")
+        + f"warping error {result.warping_error * 1000:.3f}e-3 (reference frames {result.reference_warping_error * 1000:.3f}e-3), "
         f"tOF {result.tof:.3f} px on {result.frames} frames of {result.sequences} sequences"
         + (f" -> {json_path}" if json_path else ""))
