@@ -357,3 +357,76 @@ def test_a_server_that_stops_answering_is_reported(monkeypatch: pytest.MonkeyPat
         with pytest.raises(CarlaConnectionError, match="stopped answering.*still running"):
             source.tick()
     assert log.calls[-2] == ("apply_settings", False, None)
+
+
+def test_settings_that_fail_after_the_switch_are_still_restored(monkeypatch: pytest.MonkeyPatch,
+                                                                log: Recorder) -> None:
+    # World.apply_settings ticks until fixed_delta_seconds is in effect, and can time out after
+    # the server is already synchronous.
+    fake = make_carla(log)
+    apply = fake.world.apply_settings
+
+    def switch_then_time_out(settings: Any) -> None:
+        apply(settings)
+        if settings.synchronous_mode:
+            raise RuntimeError("time-out of 10000ms while waiting for the simulator")
+
+    monkeypatch.setattr(fake.world, "apply_settings", switch_then_time_out)
+    with pytest.raises(RuntimeError, match="time-out"):
+        open_source(monkeypatch, fake)
+    assert "spawn" not in log.names()
+    assert log.calls[-1] == ("apply_settings", False, None)
+    assert fake.world.settings.synchronous_mode is False
+
+
+def test_a_setup_tick_that_times_out_is_a_connection_error(monkeypatch: pytest.MonkeyPatch,
+                                                           log: Recorder) -> None:
+    from carla_neural.sources.carla_session import CarlaConnectionError
+
+    fake = make_carla(log)
+
+    def hung(timeout_s: float) -> int:
+        raise RuntimeError("time-out of 10000ms while waiting for the simulator")
+
+    monkeypatch.setattr(fake.world, "tick", hung)
+    with pytest.raises(CarlaConnectionError, match="stopped answering"):
+        open_source(monkeypatch, fake)
+    assert ("apply_settings", False, None) in log.calls[-3:]
+
+
+def test_walkers_without_a_navigation_destination_stand(monkeypatch: pytest.MonkeyPatch, log: Recorder,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    # Spawn locations come first (two walkers), then the maps without a navigation mesh give None.
+    fake = make_carla(log)
+    answers = iter([fake.Location(1.0, 2.0, 0.0), fake.Location(3.0, 2.0, 0.0)])
+    monkeypatch.setattr(fake.world, "get_random_location_from_navigation", lambda: next(answers, None))
+    with open_source(monkeypatch, fake, vehicles=0, walkers=2) as source:
+        assert source.tick().frame_id > 0
+    names = log.names()
+    assert names.count("walker.start") == 2 and "walker.go_to" not in names
+    assert "2 of 2 walkers stand still" in caplog.text
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32])
+def test_a_seed_carla_cannot_take_changes_nothing(monkeypatch: pytest.MonkeyPatch, log: Recorder, seed: int) -> None:
+    with pytest.raises(ValueError, match=r"seed .* unsigned 32-bit \(0\.\.4294967295\)"):
+        open_source(monkeypatch, make_carla(log), seed=seed)
+    assert log.calls == []  # not even connected
+
+
+def test_dataset_export_tells_a_refused_setup_from_a_missing_server(monkeypatch: pytest.MonkeyPatch,
+                                                                     log: Recorder, tmp_path) -> None:
+    from carla_neural.dataset_export import ExportConfig, ExportError, export_dataset
+
+    fake = make_carla(log)
+    monkeypatch.setattr(carla_source, "import_carla", lambda: fake)
+    monkeypatch.setattr(fake.world, "get_blueprint_library",
+                        lambda: SimpleNamespace(filter=lambda pattern: [], find=lambda name: None))
+    with pytest.raises(ExportError) as error:
+        export_dataset(ExportConfig(out=str(tmp_path / "out"), world="carla", sequences=1, frames=1))
+    message = str(error.value)
+    assert "answered but could not set up sequence 0" in message and "no vehicle blueprint matches" in message
+    assert "cannot reach" not in message
+    assert log.calls[-1] == ("apply_settings", False, None)
+    with pytest.raises(ValueError, match="unsigned 32-bit"):
+        ExportConfig(out=str(tmp_path / "out"), world="carla", seed=2**32 - 1, sequences=2).validate()
