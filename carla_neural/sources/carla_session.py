@@ -9,6 +9,7 @@ undo bookkeeping is testable without a server; `carla` itself is imported only b
 from __future__ import annotations
 
 import logging
+import socket
 from types import ModuleType
 from typing import Any
 
@@ -40,21 +41,39 @@ def import_carla() -> ModuleType:
     return carla
 
 
+_START_HINT = (
+    "`--world builtin` runs without a server; or start one (`docker compose -f docker/compose.yaml up "
+    "carla`, or `./CarlaUE4.sh -RenderOffScreen`) and point --host/--port at it."
+)
+
+
+def probe_port(host: str, port: int, timeout_s: float = 1.0) -> None:
+    """Raise CarlaConnectionError at once when nothing listens at host:port (refused, or an
+    unknown host); a silent or filtered port is left to the client's own timeout."""
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+    except ConnectionRefusedError:
+        raise CarlaConnectionError(f"no CARLA server at {host}:{port} (connection refused). {_START_HINT}") from None
+    except socket.gaierror as error:
+        raise CarlaConnectionError(f"cannot resolve the CARLA host {host!r} ({error}). {_START_HINT}") from None
+    except OSError:
+        pass
+
+
 def connect(carla: ModuleType, host: str, port: int, timeout_s: float) -> tuple[Any, str, str]:
     """Open a client and check a server answers; return (client, client_version, server_version).
 
-    Raises CarlaConnectionError after `timeout_s` when nothing answers at host:port.
+    Raises CarlaConnectionError at once when the port refuses connections, else after `timeout_s`
+    when nothing answers at host:port.
     """
+    probe_port(host, port, min(timeout_s, 1.0))
     client = carla.Client(host, port, worker_threads=1)
     client.set_timeout(timeout_s)
     try:
         server_version = client.get_server_version()
     except RuntimeError as error:
         raise CarlaConnectionError(
-            f"no CARLA server answered at {host}:{port} within {timeout_s:g} s ({error}). "
-            "Start one (`docker compose -f docker/compose.yaml up carla`, or "
-            "`./CarlaUE4.sh -RenderOffScreen`), point --host/--port at it, or use "
-            "`--world builtin` to run without CARLA."
+            f"no CARLA server answered at {host}:{port} within {timeout_s:g} s ({error}). {_START_HINT}"
         ) from error
     client_version = client.get_client_version()
     check_versions(client_version, server_version)

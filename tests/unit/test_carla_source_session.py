@@ -245,6 +245,14 @@ def log() -> Recorder:
     return Recorder()
 
 
+@pytest.fixture(autouse=True)
+def no_port_probe(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stand-in server has no port: connect()'s TCP probe would find nothing there."""
+    from carla_neural.sources import carla_session
+
+    monkeypatch.setattr(carla_session, "probe_port", lambda host, port, timeout_s=1.0: None)
+
+
 def open_source(monkeypatch: pytest.MonkeyPatch, fake: Any, **config: Any) -> CarlaSource:
     monkeypatch.setattr(carla_source, "import_carla", lambda: fake)
     defaults = {"camera": CameraRig(width=8, height=4), "sensor_timeout_s": 0.3, "vehicles": 2}
@@ -430,3 +438,20 @@ def test_dataset_export_tells_a_refused_setup_from_a_missing_server(monkeypatch:
     assert log.calls[-1] == ("apply_settings", False, None)
     with pytest.raises(ValueError, match="unsigned 32-bit"):
         ExportConfig(out=str(tmp_path / "out"), world="carla", seed=2**32 - 1, sequences=2).validate()
+
+
+def test_a_closed_port_is_reported_at_once_with_the_builtin_world(monkeypatch: pytest.MonkeyPatch,
+                                                                  log: Recorder) -> None:
+    import socket
+
+    from carla_neural.sources import carla_session
+    from carla_neural.sources.carla_session import CarlaConnectionError
+
+    monkeypatch.undo()  # the real probe
+    with socket.socket() as placeholder:  # a loopback port that was free a moment ago, now closed
+        placeholder.bind(("127.0.0.1", 0))
+        port = placeholder.getsockname()[1]
+    with pytest.raises(CarlaConnectionError, match=rf"no CARLA server at 127.0.0.1:{port} \(connection refused\)\. "
+                                                   "`--world builtin` runs without a server"):
+        carla_session.connect(make_carla(log), "127.0.0.1", port, 10.0)
+    assert log.calls == []  # no client was made, so nothing waited for its 10 s timeout
