@@ -196,8 +196,14 @@ def _compare_frames(run: RunFolder, options: CompareOptions, progress: Progress,
     per_frame: dict[str, list[float | None]] = defaultdict(list)
     prev_frame_id: int | None = None
     prev_label_ids: np.ndarray | None = None
-    fid_total, fid_done = len(fid_indices) if inception_streams else 0, 0
-    progress.set_description(f"frames (InceptionV3 0/{fid_total})" if fid_total else "frames")
+    # Images through InceptionV3 so far (it runs behind the frame loop) of those the run feeds it.
+    fid_total = 2 * len(fid_indices) if inception_streams else 0
+
+    def inception_progress() -> str:
+        done = sum(inception_streams[name].images for name in ("raw", "neural"))
+        return f"frames (InceptionV3 {done}/{fid_total} images)"
+
+    progress.set_description(inception_progress() if fid_total else "frames")
     for images in run.iter_frames(raw=True, neural=True, label_ids=need_labels, flow="warp" in metrics_on):
         per_frame["frame_id"].append(images.frame_id)
         consecutive = prev_frame_id is not None and images.frame_id == prev_frame_id + 1
@@ -231,8 +237,7 @@ def _compare_frames(run: RunFolder, options: CompareOptions, progress: Progress,
         if inception_streams and images.index in fid_indices:
             for name in ("raw", "neural"):
                 timer.run("inception", lambda name=name: inception_streams[name].add(getattr(images, name)))
-            fid_done += 1
-            progress.set_description(f"frames (InceptionV3 {fid_done}/{fid_total})")
+            progress.set_description(inception_progress())
         if images.index in thumbnail_indices:
             thumbnails.append((images.frame_id, _thumbnail(images.raw), _thumbnail(images.neural)))
         per_frame["mean_luma_raw"].append(_luma(images.raw))
@@ -317,6 +322,7 @@ def _fid_kid(streams: dict[str, Any], options: CompareOptions, progress: Progres
                 break
             timer.run("inception_real", lambda rgb=rgb: streams["real"].add(rgb))
             progress.update(1)
+    progress.set_description("InceptionV3: the last batches")
     for stream in streams.values():
         timer.run("inception", stream.flush)
     counts = {name: stream.stats.count for name, stream in streams.items()}
