@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import enum
 import struct
-from urllib.parse import urlsplit
 from dataclasses import dataclass, field
 from typing import Any, Sequence
+from urllib.parse import urlsplit
 
 import numpy as np
 
