@@ -248,13 +248,18 @@ def load_checkpoint(folder: str | Path, device: str | torch.device = "cpu") -> V
     report = _mismatch_report(skeleton, shapes, f"{weights} (with the generator of {folder / CONFIG_FILE})")
     if report is not None:
         raise CheckpointError(report)
-    try:
-        state = load_file(str(weights))
-    except (SafetensorError, OSError, ValueError) as error:
-        raise _unreadable_weights(weights, error) from None
+    state = read_weights(weights)
     generator = Vid2VidGenerator(config)
     strict_load(generator, state, str(weights))
     return generator.to(device).eval()
+
+
+def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file (on the CPU); CheckpointError when it is truncated or corrupt."""
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise _unreadable_weights(Path(path), error) from None
 
 
 # --------------------------------------------------------------------------- NVIDIA's format
