@@ -5,6 +5,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # CPU wheels of torch live on this machine's disk; elsewhere pip takes torch from PyPI.
 TORCH_SPEC ?= torch==2.13.0
+# Where `make model` writes; the shipped model in renderer/weights/lite is replaced only on request
+# (make model MODEL_OUT=renderer/weights/lite).
+MODEL_OUT ?= runs/model
 
 .PHONY: demo test model bench install clean
 
@@ -25,7 +28,7 @@ test: $(STAMP)
 	SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy $(PY) -m pytest -q -rs tests
 
 model: $(STAMP)
-	$(VENV)/bin/carla-neural train-bundled --steps 1200 --out renderer/weights/lite
+	$(VENV)/bin/carla-neural train-bundled --steps 1200 --out $(MODEL_OUT)
 
 bench: $(STAMP)
 	mkdir -p runs/bench

@@ -73,6 +73,11 @@ class ExportConfig:
             raise ValueError(f"warmup must be >= 0, got {self.warmup}")
         if self.width < 16 or self.height < 16:
             raise ValueError(f"size must be at least 16x16, got {self.width}x{self.height}")
+        if self.world == "carla":
+            from carla_neural.sources.carla_session import check_seed
+
+            check_seed(self.seed)
+            check_seed(self.seed + self.sequences - 1)  # sequence i uses seed + i
         if not self.phase.isidentifier():
             raise ValueError(f"phase must be a plain name like 'train' or 'test', got {self.phase!r}")
         return self
@@ -98,13 +103,24 @@ def open_source(config: ExportConfig, sequence_index: int) -> Source:
     carla_config = CarlaConfig(host=config.host, port=config.port, map_name=config.town, seed=seed, camera=rig,
                                vehicles=config.vehicles, walkers=config.walkers, autopilot=True,
                                timeout_s=config.carla_timeout_s)
+    from carla_neural.sources.carla_session import CarlaConnectionError, CarlaUnavailable
+
     try:
         return CarlaSource(carla_config)
-    except Exception as err:
+    except CarlaConnectionError as err:
         raise ExportError(
-            f"cannot reach a CARLA server at {config.host}:{config.port} ({type(err).__name__}: {err}). Start one "
+            f"cannot reach a CARLA server at {config.host}:{config.port} ({err}). Start one "
             "(e.g. `docker run --gpus all -p 2000-2002:2000-2002 carlasim/carla:0.9.16 ./CarlaUE4.sh -RenderOffScreen`) "
             "or export from the built-in world with --world builtin"
+        ) from err
+    except CarlaUnavailable as err:
+        raise ExportError(str(err)) from err
+    except (ValueError, RuntimeError) as err:
+        # The server answered but refused the setup (a blueprint or map it lacks, a taken spawn
+        # point); CarlaSource has already put the server back.
+        raise ExportError(
+            f"the CARLA server at {config.host}:{config.port} answered but could not set up sequence "
+            f"{sequence_index}: {err}"
         ) from err
 
 

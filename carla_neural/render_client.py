@@ -184,6 +184,8 @@ class RenderClient:
         sock.setsockopt(zmq.SNDHWM, 16)
         sock.setsockopt(zmq.RCVHWM, 16)
         sock.setsockopt(zmq.MAXMSGSIZE, self.limits.max_frame_bytes() + 4096)
+        if protocol.is_ipv6_endpoint(endpoint):
+            sock.setsockopt(zmq.IPV6, 1)
         sock.connect(endpoint)
         self._socket = sock
         self._generation = self.supervisor.generation if self.supervisor is not None else None

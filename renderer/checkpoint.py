@@ -14,13 +14,15 @@ import logging
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field, Strict, TypeAdapter, ValidationError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from renderer.model.config import GeneratorConfig, SingleGConfig
+from renderer.model.config import ConfigError, GeneratorConfig, SingleGConfig, describe_validation_error
 from renderer.model.generator import Vid2VidGenerator
 from renderer.model.norm import InstanceNormNoAffine
 
@@ -35,6 +37,10 @@ NVIDIA_SINGLE_DIR = "label2city_single"
 NVIDIA_SINGLE_FILES = ("latest_net_G_2048.pth", "latest_net_G_1024.pth", "latest_net_G_512.pth")
 
 StateDict = Mapping[str, torch.Tensor]
+# A checkpoint's config.json is under 1 KB; anything far larger is not one (and is not parsed).
+MAX_CONFIG_BYTES = 1 << 20
+# The largest working side a checkpoint may ask for (the cameras' limit too).
+MAX_WORKING_SIDE = 4096
 
 
 class CheckpointError(ValueError):
@@ -60,35 +66,45 @@ def _listing(title: str, items: list[str], limit: int = 12) -> str:
     return f"  {title} ({len(items)}): {shown}"
 
 
+def _mismatch_report(
+    module: nn.Module, shapes: Mapping[str, tuple[int, ...]], source: str
+) -> str | None:
+    expected = {key: tuple(value.shape) for key, value in module.state_dict().items()}
+    optional = _optional_keys(module)
+    missing = [key for key in expected if key not in shapes and key not in optional]
+    unexpected = [key for key in shapes if key not in expected]
+    mismatched = [
+        f"{key} file {shapes[key]} vs model {expected[key]}"
+        for key in expected
+        if key in shapes and tuple(shapes[key]) != expected[key]
+    ]
+    if not (missing or unexpected or mismatched):
+        return None
+    lines = [f"{source} does not match the {type(module).__name__} it was loaded into:"]
+    if missing:
+        lines.append(_listing("missing keys", missing))
+    if unexpected:
+        lines.append(_listing("unexpected keys", unexpected))
+    if mismatched:
+        lines.append(_listing("shape mismatches", mismatched))
+    lines.append(
+        "  Is this the right file for this model (scale order, preset, single-image "
+        "generator size)? Nothing was loaded."
+    )
+    return "\n".join(lines)
+
+
 def strict_load(module: nn.Module, state_dict: StateDict, source: str) -> None:
     """Load ``state_dict`` into ``module``, requiring every key and shape to match (see module doc).
 
     Raises CheckpointError listing missing, unexpected and mis-shaped keys.
     """
+    report = _mismatch_report(module, {key: tuple(value.shape) for key, value in state_dict.items()}, source)
+    if report is not None:
+        raise CheckpointError(report)
     expected = module.state_dict()
-    optional = _optional_keys(module)
-    missing = [key for key in expected if key not in state_dict and key not in optional]
-    unexpected = [key for key in state_dict if key not in expected]
-    mismatched = [
-        f"{key} file {tuple(state_dict[key].shape)} vs model {tuple(expected[key].shape)}"
-        for key in expected
-        if key in state_dict and tuple(state_dict[key].shape) != tuple(expected[key].shape)
-    ]
-    if missing or unexpected or mismatched:
-        lines = [f"{source} does not match the {type(module).__name__} it was loaded into:"]
-        if missing:
-            lines.append(_listing("missing keys", missing))
-        if unexpected:
-            lines.append(_listing("unexpected keys", unexpected))
-        if mismatched:
-            lines.append(_listing("shape mismatches", mismatched))
-        lines.append(
-            "  Is this the right file for this model (scale order, preset, single-image "
-            "generator size)? Nothing was loaded."
-        )
-        raise CheckpointError("\n".join(lines))
     filled = {key: value for key, value in state_dict.items()}
-    for key in optional:
+    for key in _optional_keys(module):
         if key not in filled:
             filled[key] = expected[key]
     module.load_state_dict(filled, strict=True)
@@ -126,38 +142,124 @@ def is_our_checkpoint(folder: str | Path) -> bool:
     return (folder / CONFIG_FILE).is_file() and (folder / WEIGHTS_FILE).is_file()
 
 
+class _Metadata(BaseModel):
+    """What we read from ``metadata``; other keys are free-form notes and kept as they are."""
+
+    model_config = ConfigDict(extra="allow")
+
+    working_size: (
+        tuple[
+            Annotated[int, Strict(), Field(ge=1, le=MAX_WORKING_SIDE)],
+            Annotated[int, Strict(), Field(ge=1, le=MAX_WORKING_SIDE)],
+        ]
+        | None
+    ) = None
+
+
+class _ConfigDocument(BaseModel):
+    """config.json: the format tag and version, the generator fields, and metadata."""
+
+    format: str
+    format_version: Annotated[int, Strict(), Field(ge=1)] = 1
+    generator: dict[str, Any]
+    metadata: _Metadata = Field(default_factory=_Metadata)
+
+
+_JSON_OBJECT = TypeAdapter(dict[str, Any])
+
+
 def read_config(folder: str | Path) -> tuple[GeneratorConfig, dict[str, Any]]:
-    """The generator config and metadata of one of our checkpoint folders."""
+    """The generator config and metadata of one of our checkpoint folders.
+
+    Every field is checked (types, bounds, ``metadata.working_size`` within 1..4096) before anything
+    is built; CheckpointError names the file and the field.
+    """
     path = Path(folder) / CONFIG_FILE
+    fix = "fix that field, or re-export the checkpoint with `carla-neural convert` / training"
     try:
-        document = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise CheckpointError(
+                f"{path} is {size} bytes; a checkpoint config.json is a few KB: this is not one"
+            )
+        text = path.read_bytes()
+    except OSError as error:
         raise CheckpointError(f"cannot read {path}: {error}") from error
-    if document.get("format") != FORMAT_NAME:
-        raise CheckpointError(f"{path} is not a {FORMAT_NAME} config (format={document.get('format')!r})")
-    if document.get("format_version", 0) > FORMAT_VERSION:
+    try:
+        # pydantic's JSON parser bounds nesting depth (a deeply nested file is an error, not a
+        # RecursionError).
+        raw = _JSON_OBJECT.validate_json(text)
+    except ValidationError as error:
+        reason = "; ".join(item["msg"] for item in error.errors(include_url=False))
+        raise CheckpointError(f"{path} is not a JSON object ({reason})") from None
+    if raw.get("format") != FORMAT_NAME:
         raise CheckpointError(
-            f"{path} has format_version {document['format_version']}; this code reads up to "
+            f"{path} is not a {FORMAT_NAME} config (field 'format' = {raw.get('format')!r})"
+        )
+    try:
+        document = _ConfigDocument.model_validate(raw)
+    except ValidationError as error:
+        raise CheckpointError(f"{path}: {describe_validation_error(error)}; {fix}") from None
+    if document.format_version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} has format_version {document.format_version}; this code reads up to "
             f"{FORMAT_VERSION}: update carla-neural"
         )
     try:
-        config = GeneratorConfig.from_dict(document["generator"])
-    except (KeyError, TypeError, ValueError) as error:
-        raise CheckpointError(f"{path}: bad generator config: {error}") from error
-    return config, document.get("metadata", {})
+        config = GeneratorConfig.from_dict(document.generator)
+    except ConfigError as error:
+        message = str(error).replace("field '", "field 'generator.")
+        raise CheckpointError(f"{path}: {message}; {fix}") from None
+    return config, document.metadata.model_dump(exclude_none=True)
+
+
+def _unreadable_weights(path: Path, error: Exception) -> CheckpointError:
+    return CheckpointError(
+        f"{path} is not a readable safetensors file ({error}): it is truncated or corrupt; "
+        "copy or export the checkpoint again"
+    )
+
+
+def _safetensors_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor names and shapes from a safetensors header, without reading the tensors."""
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
+    except (SafetensorError, OSError, ValueError) as error:
+        raise _unreadable_weights(path, error) from None
 
 
 def load_checkpoint(folder: str | Path, device: str | torch.device = "cpu") -> Vid2VidGenerator:
-    """Load one of our checkpoint folders (config.json + model.safetensors), strictly."""
+    """Load one of our checkpoint folders (config.json + model.safetensors), strictly.
+
+    The weights' names and shapes are compared with a model built on the meta device first, so a
+    config that does not fit its weights allocates nothing.
+    """
     folder = Path(folder)
     if not is_our_checkpoint(folder):
         raise CheckpointError(
             f"{folder} is not a carla-neural checkpoint: it needs {CONFIG_FILE} and {WEIGHTS_FILE}"
         )
     config, _ = read_config(folder)
+    weights = folder / WEIGHTS_FILE
+    shapes = _safetensors_shapes(weights)
+    with torch.device("meta"):
+        skeleton = Vid2VidGenerator(config)
+    report = _mismatch_report(skeleton, shapes, f"{weights} (with the generator of {folder / CONFIG_FILE})")
+    if report is not None:
+        raise CheckpointError(report)
+    state = read_weights(weights)
     generator = Vid2VidGenerator(config)
-    strict_load(generator, load_file(str(folder / WEIGHTS_FILE)), str(folder / WEIGHTS_FILE))
+    strict_load(generator, state, str(weights))
     return generator.to(device).eval()
+
+
+def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file (on the CPU); CheckpointError when it is truncated or corrupt."""
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise _unreadable_weights(Path(path), error) from None
 
 
 # --------------------------------------------------------------------------- NVIDIA's format
@@ -330,7 +432,7 @@ def load_nvidia_checkpoint(
         )
     try:
         config.validate()
-    except ValueError as error:
+    except ConfigError as error:
         raise CheckpointError(f"{folder}: inferred an invalid configuration: {error}") from error
     generator = Vid2VidGenerator(config)
     for scale, (path, state) in enumerate(zip(files, states)):

@@ -36,7 +36,8 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return torch.device(device)
 
 
-def _resolve_reference(checkpoint: str | Path) -> Path:
+def resolve_checkpoint(checkpoint: str | Path) -> Path:
+    """The folder a checkpoint reference names: "bundled" -> the shipped lite model, else the path."""
     if str(checkpoint) == BUNDLED:
         folder = bundled_checkpoint()
         if not is_our_checkpoint(folder):
@@ -49,37 +50,35 @@ def _resolve_reference(checkpoint: str | Path) -> Path:
 
 
 def resolve_checkpoint_folder(checkpoint: str | Path) -> Path:
-    """"bundled" or one of our checkpoint folders -> the folder; CheckpointError naming what is wrong."""
-    folder = _resolve_reference(checkpoint)
+    """"bundled" or one of our checkpoint folders -> the folder, its config.json already validated;
+    CheckpointError naming what is wrong."""
+    folder = resolve_checkpoint(checkpoint)
     if not folder.is_dir():
         raise CheckpointError(f"checkpoint folder {folder} does not exist; give one of our checkpoint folders "
                               f"(config.json + model.safetensors) or {BUNDLED!r}")
     if not is_our_checkpoint(folder):
         raise CheckpointError(f"{folder} is not one of our checkpoints (config.json + model.safetensors); "
                               "convert an NVIDIA checkpoint first with `carla-neural convert`")
+    read_config(folder)  # a bad config is reported before any frame is simulated or rendered
     return folder
 
 
 def working_size_of(checkpoint: str | Path) -> tuple[int, int] | None:
     """The working (W, H) one of our checkpoints recommends (``metadata.working_size`` in its
     config.json: the size it was trained at), or None."""
-    folder = _resolve_reference(checkpoint)
+    folder = resolve_checkpoint(checkpoint)
     if not is_our_checkpoint(folder):
         return None
     _, metadata = read_config(folder)
-    size = metadata.get("working_size")
-    if size is None:
-        return None
-    if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size)):
-        raise CheckpointError(f"{folder}/config.json: metadata.working_size must be [width, height], got {size!r}")
-    return int(size[0]), int(size[1])
+    size = metadata.get("working_size")  # read_config checked it: [width, height] within bounds
+    return None if size is None else (int(size[0]), int(size[1]))
 
 
 def load_generator(
     checkpoint: str | Path, single_g: str | Path | None = None, device: str | torch.device = "cpu"
 ) -> Vid2VidGenerator:
     """A generator from an NVIDIA folder, one of our checkpoint folders, or "bundled"."""
-    path = _resolve_reference(checkpoint)
+    path = resolve_checkpoint(checkpoint)
     if not path.exists():
         raise CheckpointError(f"checkpoint {path} does not exist")
     if path.is_file():

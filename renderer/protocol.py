@@ -19,6 +19,7 @@ import enum
 import struct
 from dataclasses import dataclass, field
 from typing import Any, Sequence
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -53,6 +54,8 @@ REQUEST_TYPES = frozenset({MsgType.RENDER, MsgType.RESET, MsgType.PING, MsgType.
 REPLY_TYPES = frozenset({MsgType.RENDER_REPLY, MsgType.PONG, MsgType.ERROR, MsgType.ACK})
 # Types that carry one trailing UTF-8 text frame after their arrays.
 _TEXT_TYPES = frozenset({MsgType.PONG, MsgType.ERROR})
+# The most arrays each type carries (docs/protocol.md's table); more is BAD_FRAME_COUNT.
+ARRAYS_OF_TYPE: dict[MsgType, int] = {MsgType.RENDER: 2, MsgType.RENDER_REPLY: 1}
 
 
 class Flag(enum.IntFlag):
@@ -170,6 +173,7 @@ def encode(msg_type: MsgType, *, session_id: int = 0, seq: int = 0, frame_id: in
     """
     msg_type = MsgType(msg_type)
     if len(arrays) > MAX_ARRAYS:
+        # Not ARRAYS_OF_TYPE: that is the receiver's check, and tests build messages that break it.
         raise ProtocolError(ErrorCode.BAD_FRAME_COUNT, f"{len(arrays)} arrays, at most {MAX_ARRAYS}")
     if (text is not None) != (msg_type in _TEXT_TYPES):
         raise ProtocolError(ErrorCode.BAD_FRAME_COUNT,
@@ -190,6 +194,11 @@ def encode(msg_type: MsgType, *, session_id: int = 0, seq: int = 0, frame_id: in
     if text is not None:
         frames.append(text.encode("utf-8"))
     return frames
+
+
+def _too_many_arrays(msg_type: MsgType, count: int) -> str:
+    most = ARRAYS_OF_TYPE.get(msg_type, 0)
+    return f"{msg_type.name} carries {'no arrays' if most == 0 else f'at most {most} array(s)'}, got {count}"
 
 
 def _view(part: Any) -> memoryview:
@@ -234,6 +243,8 @@ def decode(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS, *,
     if n_arrays > MAX_ARRAYS:
         raise ProtocolError(ErrorCode.BAD_FRAME_COUNT,
                             f"header declares {n_arrays} arrays, at most {MAX_ARRAYS}", **ids)
+    if n_arrays > ARRAYS_OF_TYPE.get(msg_type, 0):
+        raise ProtocolError(ErrorCode.BAD_FRAME_COUNT, _too_many_arrays(msg_type, n_arrays), **ids)
     header_len = HEADER_BYTES + n_arrays * ARRAY_DESC_BYTES
     if len(head) != header_len:
         raise ProtocolError(ErrorCode.BAD_HEADER, f"header frame is {len(head)} bytes; {n_arrays} "
@@ -245,7 +256,11 @@ def decode(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS, *,
                             f"needs {expected_frames} frame(s), got {len(frames)}", **ids)
     arrays = []
     for index in range(n_arrays):
-        dtype_code, ndim, _reserved, *shape_all = _ARRAY.unpack_from(head, HEADER_BYTES + index * ARRAY_DESC_BYTES)
+        dtype_code, ndim, reserved, *shape_all = _ARRAY.unpack_from(head, HEADER_BYTES + index * ARRAY_DESC_BYTES)
+        if reserved:
+            # Zero now, so that a later version can give these bits a meaning.
+            raise ProtocolError(ErrorCode.BAD_HEADER, f"array {index}: reserved descriptor field is "
+                                f"{reserved}, must be 0", **ids)
         try:
             dtype = _NUMPY_DTYPES[DType(dtype_code)]
         except ValueError:
@@ -335,3 +350,10 @@ def error_reply(error: ProtocolError) -> list[Any]:
     """Frames of an ERROR reply that echoes the ids of the refused request."""
     return encode(MsgType.ERROR, session_id=error.session_id, seq=error.seq, frame_id=error.frame_id,
                   code=int(error.code), text=error.message)
+
+
+def is_ipv6_endpoint(endpoint: str) -> bool:
+    """True for a tcp endpoint whose host is an IPv6 literal (tcp://[::1]:5555): its sockets need
+    zmq.IPV6 set, and hosts without IPv6 cannot use it at all."""
+    parts = urlsplit(endpoint)
+    return parts.scheme == "tcp" and ":" in (parts.hostname or "")

@@ -157,7 +157,17 @@ class Worker:
         router.setsockopt(zmq.SNDHWM, self.config.hwm)
         # libzmq drops a peer that sends a frame above this, before we allocate for it.
         router.setsockopt(zmq.MAXMSGSIZE, self.config.limits.max_frame_bytes() + 4096)
-        router.bind(self.config.bind)
+        ipv6 = protocol.is_ipv6_endpoint(self.config.bind)
+        if ipv6:
+            router.setsockopt(zmq.IPV6, 1)  # libzmq binds no IPv6 address without it
+        try:
+            router.bind(self.config.bind)
+        except zmq.ZMQError as exc:
+            router.close(linger=0)
+            if ipv6:
+                raise zmq.ZMQError(exc.errno, f"{exc.strerror}: {self.config.bind} is an IPv6 address and this "
+                                   "host cannot bind it (it may have no IPv6); bind tcp://127.0.0.1:PORT") from None
+            raise
         self._router = router
         self._results = self._context.socket(zmq.PULL)
         self._results.setsockopt(zmq.LINGER, 0)
@@ -259,8 +269,6 @@ class Worker:
             if top >= self._label_classes:
                 raise ProtocolError(ErrorCode.BAD_VALUE, f"label id {top} is outside the model's "
                                     f"0..{self._label_classes - 1}; send Cityscapes labelIds", **ids)
-        elif message.arrays:
-            raise ProtocolError(ErrorCode.BAD_FRAME_COUNT, f"{message.msg_type.name} carries no arrays", **ids)
         if session is None:
             if not starts_sequence:
                 raise ProtocolError(ErrorCode.UNKNOWN_SESSION, f"session {message.session_id:#x} is not "
@@ -527,8 +535,13 @@ def run(config: WorkerConfig, *, factory: tuple[RendererFactory, dict[str, Any]]
             print(f"error: checkpoint not found: {config.checkpoint} (give a folder with config.json and "
                   "model.safetensors, an NVIDIA checkpoint folder, or 'bundled')", file=sys.stderr)
             return 2
+        from renderer.checkpoint import CheckpointError
+
         try:
             factory = model_renderer_factory(config.checkpoint, config.engine, config.device, config.size)
+        except CheckpointError as exc:  # names the file, the field and what to do
+            print(f"error: {exc}", file=sys.stderr)
+            return 4
         except Exception as exc:
             log.debug("load failed", exc_info=True)
             print(f"error: cannot load checkpoint {config.checkpoint}: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -22,16 +22,49 @@ from pydantic import (
     model_validator,
 )
 
+from carla_neural.sources.carla_session import check_seed
 from carla_neural.sources.carla_source import CARLA_WEATHER_PRESETS, SENSOR_BLUEPRINTS
 
 class ScenarioError(ValueError):
     """A scenario file that cannot be used; the message lists each problem by field."""
 
 
-class StrictModel(BaseModel):
-    """Rejects unknown keys with the list of known ones (typos are the usual mistake)."""
+# A scenario file is a few KB; these bound what a hostile or broken one can make us parse.
+MAX_FILE_BYTES = 1 << 20
+MAX_DEPTH = 32
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+
+class _ScenarioLoader(yaml.SafeLoader):
+    """yaml.SafeLoader without aliases and with a nesting limit.
+
+    Aliases (``*name``) let a file under 1 KB expand to gigabytes (the "billion laughs"); no
+    scenario needs them. Deep nesting would otherwise end in a RecursionError.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in scenario files: write the value out", mark)
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark
+                raise yaml.composer.ComposerError(
+                    None, None, f"nested more than {MAX_DEPTH} levels deep; a scenario needs 4", mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+class StrictModel(BaseModel):
+    """Rejects unknown keys with the list of known ones (typos are the usual mistake), and inf/nan."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod
@@ -156,7 +189,12 @@ class Traffic(StrictModel):
 
     vehicles: int = 0
     walkers: int = 0
-    seed: int = 0
+    seed: int = 0  # CARLA takes unsigned 32-bit seeds (pedestrians, Traffic Manager)
+
+    @field_validator("seed")
+    @classmethod
+    def _seed(cls, value: int) -> int:
+        return check_seed(value)
 
     @field_validator("vehicles", "walkers")
     @classmethod
@@ -164,6 +202,9 @@ class Traffic(StrictModel):
         if not 0 <= value <= 500:
             raise ValueError(f"must be in 0..500, got {value}")
         return value
+
+
+MAX_SECONDS = 86400.0
 
 
 class Duration(StrictModel):
@@ -178,8 +219,8 @@ class Duration(StrictModel):
             raise ValueError("give exactly one of frames or seconds")
         if self.frames is not None and self.frames < 1:
             raise ValueError(f"frames must be 1 or more, got {self.frames}")
-        if self.seconds is not None and not self.seconds > 0:
-            raise ValueError(f"seconds must be more than 0, got {self.seconds}")
+        if self.seconds is not None and not 0 < self.seconds <= MAX_SECONDS:
+            raise ValueError(f"seconds must be in (0, {MAX_SECONDS}] (a day), got {self.seconds}")
         return self
 
     def frame_count(self, fixed_delta_s: float) -> int:
@@ -290,6 +331,17 @@ class Scenario(StrictModel):
             if unknown:
                 raise ValueError(f"unknown built-in world field(s) {', '.join(unknown)}; "
                                  f"allowed: {', '.join(known)}")
+            # Types and bounds now, not a crash mid-run; the checked values replace the given ones.
+            try:
+                checked = WorldConfig.from_values(value)
+            except ValidationError as error:
+                problems = []
+                for problem in error.errors(include_url=False):
+                    where = ".".join(str(part) for part in problem["loc"])
+                    message = problem["msg"].removeprefix("Value error, ")
+                    problems.append(f"{where}: {message}" if where else message)
+                raise ValueError("; ".join(problems)) from None
+            return {key: getattr(checked, key) for key in value}
         return value
 
     @field_validator("fixed_delta_s")
@@ -337,13 +389,22 @@ def read_yaml(path: str | Path, what: str, error_type: type[ScenarioError]) -> A
     """The parsed YAML document of a `what` file; `error_type` names an unreadable or malformed one."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise error_type(f"{path}: {size} bytes is not a {what} file (they are a few KB)")
+        text = path.read_bytes().decode("utf-8")
     except OSError as error:
         raise error_type(f"{path}: cannot read the {what} file: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise error_type(f"{path}: not a text file (a {what} file is UTF-8 YAML)") from None
+    loader = _ScenarioLoader(text)
+    loader.name = str(path)  # for the marks in YAML's messages
     try:
-        return yaml.safe_load(text)
+        return loader.get_single_data()
     except yaml.YAMLError as error:
         raise error_type(f"{path}: not valid YAML: {error}") from None
+    finally:
+        loader.dispose()
 
 
 def format_validation_error(error: ValidationError, origin: str, what: str = "scenario") -> str:

@@ -30,12 +30,15 @@ def _parse_metrics(value: str) -> tuple[str, ...]:
               help="Feed every n-th frame to InceptionV3 (~0.25 s per image on a CPU).")
 @click.option("--fid-max-frames", type=click.IntRange(min=0), default=500, show_default=True,
               help="Raise the stride so at most this many frames per stream reach InceptionV3 (0: no cap).")
+@click.option("--fid-frames", type=click.IntRange(min=2), default=None,
+              help="A quick FID/KID: feed exactly N frames per stream, spread evenly over the run "
+                   "(instead of --fid-stride / --fid-max-frames).")
 @click.option("--max-real", type=click.IntRange(min=2), default=None, help="Use at most this many --real images.")
 @click.option("--dis-preset", type=click.Choice(["ultrafast", "fast", "medium"]), default="fast",
               show_default=True, help="OpenCV DIS optical-flow preset for tOF.")
 @click.option("--device", default="cpu", show_default=True, help="Torch device for InceptionV3 (cpu, cuda).")
 def command(run: Path, real_dir: Path | None, out_dir: Path | None, metrics: str, fid_stride: int,
-            fid_max_frames: int, max_real: int | None, dis_preset: str, device: str) -> None:
+            fid_max_frames: int, fid_frames: int | None, max_real: int | None, dis_preset: str, device: str) -> None:
     """Compare raw and neural frames of the run folder RUN (from `carla-neural record`)."""
     from tqdm import tqdm
 
@@ -46,7 +49,7 @@ def command(run: Path, real_dir: Path | None, out_dir: Path | None, metrics: str
     started = time.perf_counter()
     try:
         options = CompareOptions(metrics=_parse_metrics(metrics), real_dir=real_dir, max_real=max_real,
-                                 fid_stride=fid_stride, fid_max_frames=fid_max_frames or None,
+                                 fid_stride=fid_stride, fid_max_frames=fid_max_frames or None, fid_frames=fid_frames,
                                  dis_preset=dis_preset, device=device)
         run_folder = RunFolder(run)
         check_inputs(run_folder, options)  # before the progress bar, so errors stand alone

@@ -58,7 +58,7 @@ def evaluate_checkpoint(checkpoint: Path, sequences: list[list], device: str = "
 def _checkpoint_folder(value: str) -> Path:
     """"bundled" or one of our checkpoint folders -> its folder (a clear error otherwise)."""
     from renderer.checkpoint import CheckpointError
-    from renderer.loading import BUNDLED, resolve_checkpoint_folder
+    from renderer.loading import resolve_checkpoint_folder
 
     try:
         return resolve_checkpoint_folder(value)
@@ -67,7 +67,7 @@ def _checkpoint_folder(value: str) -> Path:
 
 
 def _format(name: str, result) -> str:
-    fid_text = "FID/KID skipped" if result.fid != result.fid else f"FID {result.fid:.1f}, KID {result.kid:.4f}"
+    fid_text = "FID/KID skipped (--no-fid)" if result.fid != result.fid else f"FID {result.fid:.1f}, KID {result.kid:.4f}"
     return (f"{name}: PSNR {result.psnr_db:.2f} dB, {fid_text}, "
             f"warping error {result.warping_error * 1000:.3f}e-3 (real frames {result.reference_warping_error * 1000:.3f}e-3), "
             f"tOF {result.tof:.3f} px on {result.frames} frames of {result.sequences} sequences")
@@ -98,6 +98,8 @@ def _format(name: str, result) -> str:
 def command(checkpoints: tuple[str, ...], data: Path | None, world: str, sequences: str | None, frames: int,
             size: str | None, seed: int, device: str, no_fid: bool, json_path: Path | None) -> None:
     """Measure checkpoints on held-out real sequences (--data) or built-in-world sequences."""
+    from renderer.checkpoint import CheckpointError
+
     folders = [_checkpoint_folder(value) for value in checkpoints]
     size = size or ("512x256" if data is not None else "256x128")
     try:
@@ -128,8 +130,11 @@ def command(checkpoints: tuple[str, ...], data: Path | None, world: str, sequenc
     real_stream = None
     lines = []
     for value, folder in zip(checkpoints, folders):
-        result, real_stream = evaluate_checkpoint(folder, held_out, device=device, fid=not no_fid,
-                                                  real_stream=real_stream)
+        try:
+            result, real_stream = evaluate_checkpoint(folder, held_out, device=device, fid=not no_fid,
+                                                      real_stream=real_stream)
+        except CheckpointError as error:
+            raise click.ClickException(str(error)) from None
         figures["models"][value] = {"checkpoint": str(folder), **result.as_dict()}
         lines.append(_format(value, result))
     if json_path is not None:

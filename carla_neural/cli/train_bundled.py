@@ -212,8 +212,9 @@ def write_readme(out: Path, figures: dict) -> None:
 
 
 @click.command(name="train-bundled")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("renderer/weights/lite"),
-              show_default=True, help="Where the shipped model goes.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/model"),
+              show_default=True, help="Where the trained model goes. The shipped one is renderer/weights/lite: "
+              "give that to replace it.")
 @click.option("--work", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/bundled"),
               show_default=True, help="Data, runs, logs and the baseline checkpoint.")
 @click.option("--sequences", type=click.IntRange(min=1), default=16, show_default=True, help="Training sequences.")

@@ -7,6 +7,7 @@ import math
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,8 +36,9 @@ class CompareOptions:
     metrics: any of ALL_METRICS. real_dir: folder of real photographs for FID/KID (optional).
     max_real: use at most this many real images (sorted by path). fid_stride: feed every n-th
     frame to InceptionV3 (it costs ~0.25 s per image on a CPU); fid_max_frames raises the stride
-    so that at most that many frames per stream go through it (None: no cap).
-    dis_preset: DIS preset for tOF.
+    so that at most that many frames per stream go through it (None: no cap). fid_frames: feed
+    exactly this many frames, spread evenly over the run, instead (a quick sample).
+    dis_preset: DIS preset for tOF. thumbnails: frames shown raw | neural in the report.
     """
 
     metrics: tuple[str, ...] = ALL_METRICS
@@ -44,11 +46,13 @@ class CompareOptions:
     max_real: int | None = None
     fid_stride: int = 1
     fid_max_frames: int | None = 500
+    fid_frames: int | None = None
     dis_preset: str = "fast"
     device: str = "cpu"
     batch_size: int = 16
     kid_subset_size: int = 1000
     kid_subsets: int = 100
+    thumbnails: int = 4
 
     def __post_init__(self) -> None:
         unknown = set(self.metrics) - set(ALL_METRICS)
@@ -58,6 +62,8 @@ class CompareOptions:
             raise ValueError(f"fid_stride must be >= 1, got {self.fid_stride}")
         if self.fid_max_frames is not None and self.fid_max_frames < 2:
             raise ValueError(f"fid_max_frames must be >= 2 (FID needs 2 images), got {self.fid_max_frames}")
+        if self.fid_frames is not None and self.fid_frames < 2:
+            raise ValueError(f"fid_frames must be >= 2 (FID needs 2 images), got {self.fid_frames}")
 
 
 @dataclass
@@ -67,6 +73,8 @@ class CompareResult:
     metrics: dict[str, Any]
     per_frame: dict[str, list[float | None]]
     class_colors: list[dict[str, Any]] = field(default_factory=list)
+    # (frame_id, raw (h, w, 3) uint8, neural (h, w, 3) uint8), downscaled, for the report.
+    thumbnails: list[tuple[int, np.ndarray, np.ndarray]] = field(default_factory=list)
 
 
 class Progress:
@@ -117,6 +125,7 @@ class _Timer:
         self.seconds: dict[str, float] = defaultdict(float)
         self.calls: dict[str, int] = defaultdict(int)
         self.images = 0  # images through InceptionV3, for its per-image cost
+        self.inception_s = 0.0  # seconds InceptionV3 itself took
 
     def run(self, name: str, work: Callable[[], Any]) -> Any:
         start = time.perf_counter()
@@ -141,26 +150,60 @@ def compare_run(run_dir: str | Path, options: CompareOptions | None = None,
     need_labels = "color" in metrics_on or ("warp" in metrics_on and have_labels)
     timer = _Timer()
     fid_stride = options.fid_stride
-    if options.fid_max_frames:
-        fid_stride = max(fid_stride, math.ceil(len(run) / options.fid_max_frames))
+    if options.fid_frames:
+        fid_indices = set(spread_indices(len(run), options.fid_frames))
+    else:
+        if options.fid_max_frames:
+            fid_stride = max(fid_stride, math.ceil(len(run) / options.fid_max_frames))
+        fid_indices = set(range(0, len(run), fid_stride))
+    thumbnail_indices = set(spread_indices(len(run), options.thumbnails))
+    thumbnails: list[tuple[int, np.ndarray, np.ndarray]] = []
 
-    warp_streams = {"raw": WarpingErrorStream(), "neural": WarpingErrorStream()}
-    tof = TemporalFlowDifference(options.dis_preset) if "tof" in metrics_on else None
-    colors = {"raw": ClassColorStats(), "neural": ClassColorStats()}
     inception_streams: dict[str, Any] = {}
+    # One background thread runs InceptionV3 batches while this one decodes frames and computes
+    # the other metrics.
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inception")
     if "fid" in metrics_on:
         from renderer.metrics import InceptionFeatures, InceptionStream
 
         progress.set_description("loading InceptionV3")
         extractor = InceptionFeatures(options.device, options.batch_size)
-        inception_streams = {name: InceptionStream(extractor) for name in ("raw", "neural")}
+        inception_streams = {name: InceptionStream(extractor, executor=executor) for name in ("raw", "neural")}
         if options.real_dir is not None:
-            inception_streams["real"] = InceptionStream(extractor)
+            inception_streams["real"] = InceptionStream(extractor, executor=executor)
+    try:
+        return _compare_frames(run, options, progress, timer, metrics_on, have_labels, need_labels,
+                               inception_streams, fid_indices, fid_stride, thumbnail_indices, thumbnails)
+    finally:
+        executor.shutdown(wait=True)
+
+
+def spread_indices(count: int, wanted: int) -> list[int]:
+    """``wanted`` indices into ``count`` items, spread evenly, first and last included (all if fewer)."""
+    if count <= 0 or wanted <= 0:
+        return []
+    return sorted({int(round(value)) for value in np.linspace(0, count - 1, min(wanted, count))})
+
+
+def _compare_frames(run: RunFolder, options: CompareOptions, progress: Progress, timer: _Timer,
+                    metrics_on: set[str], have_labels: bool, need_labels: bool, inception_streams: dict[str, Any],
+                    fid_indices: set[int], fid_stride: int, thumbnail_indices: set[int],
+                    thumbnails: list[tuple[int, np.ndarray, np.ndarray]]) -> CompareResult:
+    warp_streams = {"raw": WarpingErrorStream(), "neural": WarpingErrorStream()}
+    tof = TemporalFlowDifference(options.dis_preset) if "tof" in metrics_on else None
+    colors = {"raw": ClassColorStats(), "neural": ClassColorStats()}
 
     per_frame: dict[str, list[float | None]] = defaultdict(list)
     prev_frame_id: int | None = None
     prev_label_ids: np.ndarray | None = None
-    progress.set_description("frames")
+    # Images through InceptionV3 so far (it runs behind the frame loop) of those the run feeds it.
+    fid_total = 2 * len(fid_indices) if inception_streams else 0
+
+    def inception_progress() -> str:
+        done = sum(inception_streams[name].images for name in ("raw", "neural"))
+        return f"frames (InceptionV3 {done}/{fid_total} images)"
+
+    progress.set_description(inception_progress() if fid_total else "frames")
     for images in run.iter_frames(raw=True, neural=True, label_ids=need_labels, flow="warp" in metrics_on):
         per_frame["frame_id"].append(images.frame_id)
         consecutive = prev_frame_id is not None and images.frame_id == prev_frame_id + 1
@@ -191,9 +234,12 @@ def compare_run(run_dir: str | Path, options: CompareOptions | None = None,
             for name in ("raw", "neural"):
                 timer.run(f"color_{name}", lambda name=name: colors[name].update(getattr(images, name),
                                                                                   images.label_ids))
-        if inception_streams and images.index % fid_stride == 0:
+        if inception_streams and images.index in fid_indices:
             for name in ("raw", "neural"):
                 timer.run("inception", lambda name=name: inception_streams[name].add(getattr(images, name)))
+            progress.set_description(inception_progress())
+        if images.index in thumbnail_indices:
+            thumbnails.append((images.frame_id, _thumbnail(images.raw), _thumbnail(images.neural)))
         per_frame["mean_luma_raw"].append(_luma(images.raw))
         per_frame["mean_luma_neural"].append(_luma(images.neural))
         prev_frame_id, prev_label_ids = images.frame_id, images.label_ids
@@ -218,7 +264,10 @@ def compare_run(run_dir: str | Path, options: CompareOptions | None = None,
             metrics["tof"]["dis_vs_ground_truth_flow_raw_px"] = _mean(per_frame["dis_flow_error_raw"])
     if inception_streams:
         metrics.update(_fid_kid(inception_streams, options, progress, timer))
-        metrics["fid_frame_stride"] = fid_stride
+        if options.fid_frames:
+            metrics["fid_frames"] = len(fid_indices)
+        else:
+            metrics["fid_frame_stride"] = fid_stride
     class_colors = []
     if "color" in metrics_on:
         class_colors = _class_color_table(colors)
@@ -230,7 +279,17 @@ def compare_run(run_dir: str | Path, options: CompareOptions | None = None,
     metrics["timing_ms_per_frame"] = _per_frame_timings(timings, timer, len(run))
     return CompareResult(metrics=metrics, per_frame={k: _nan_to_none(v) if k != "frame_id" else v
                                                      for k, v in per_frame.items()},
-                         class_colors=class_colors)
+                         class_colors=class_colors, thumbnails=thumbnails)
+
+
+def _thumbnail(rgb: np.ndarray, width: int = 320) -> np.ndarray:
+    """(h, w, 3) uint8: ``rgb`` scaled down to at most ``width`` pixels wide."""
+    import cv2
+
+    height, full_width = rgb.shape[:2]
+    if full_width <= width:
+        return np.ascontiguousarray(rgb)
+    return cv2.resize(rgb, (width, max(1, round(height * width / full_width))), interpolation=cv2.INTER_AREA)
 
 
 def _luma(rgb: np.ndarray) -> float:
@@ -263,6 +322,7 @@ def _fid_kid(streams: dict[str, Any], options: CompareOptions, progress: Progres
                 break
             timer.run("inception_real", lambda rgb=rgb: streams["real"].add(rgb))
             progress.update(1)
+    progress.set_description("InceptionV3: the last batches")
     for stream in streams.values():
         timer.run("inception", stream.flush)
     counts = {name: stream.stats.count for name, stream in streams.items()}
@@ -274,6 +334,8 @@ def _fid_kid(streams: dict[str, Any], options: CompareOptions, progress: Progres
     if "real" in streams:
         pairs += [("neural", "real"), ("raw", "real")]
     timer.images = sum(counts.values())
+    # The model's own time (it runs in a background thread, so the caller's waits understate it).
+    timer.inception_s = next(iter(streams.values())).extractor.seconds
     results: dict[str, Any] = {"fid": {}, "kid": {}, "fid_kid_images": counts}
     for first, second in pairs:
         key = f"{first}_vs_{second}"
@@ -281,6 +343,10 @@ def _fid_kid(streams: dict[str, Any], options: CompareOptions, progress: Progres
         kid_mean, kid_std = timer.run("kid_final", lambda: kid_from_stats(
             streams[first].stats, streams[second].stats, options.kid_subset_size, options.kid_subsets))
         results["kid"][key] = {"mean": kid_mean, "std": kid_std}
+    if any(results["kid"][key]["std"] is None for key in results["kid"]):
+        results["kid_note"] = (f"KID has no ± here: with {min(counts.values())} images in the smallest set every "
+                               f"subset of up to {options.kid_subset_size} is the whole set, so there is one "
+                               "estimate and no spread to show")
     if min(counts.values()) < 2048:
         results["fid_note"] = (f"FID with {min(counts.values())} images in the smallest set is biased upward "
                                "(it needs thousands); compare FIDs only at equal image counts, prefer KID here")
@@ -321,7 +387,7 @@ def _per_frame_timings(timings: dict[str, float], timer: _Timer, frames: int) ->
     if "color_raw" in timings:
         result["class_color (raw + neural)"] = round(total_ms("color_raw", "color_neural") / frames, 3)
     if timer.images:
-        result["inception per image"] = round(total_ms("inception", "inception_real") / timer.images, 3)
+        result["inception per image"] = round(timer.inception_s * 1000.0 / timer.images, 3)
     if "fid_final" in timings:
         result["fid_final_ms (once per pair)"] = timings["fid_final"]
         result["kid_final_ms (once per pair)"] = timings["kid_final"]

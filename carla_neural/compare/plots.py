@@ -82,20 +82,46 @@ def plot_class_colors(class_colors: list[dict[str, Any]], path: Path, top: int =
 
 
 def plot_fid_kid(metrics: dict[str, Any], path: Path) -> Path | None:
-    """FID and KID bars per pair of image sets as a PNG at `path`; None when they were not computed."""
-    if "fid" not in metrics:
+    """FID and KID bars per pair of image sets as a PNG at `path`; None when they were not computed
+    or there is only one pair."""
+    if "fid" not in metrics or len(metrics["fid"]) < 2:
+        # One pair (no --real) is one number each: the table says it, a one-bar chart adds nothing.
         return None
     pairs = list(metrics["fid"])
     figure, (fid_axis, kid_axis) = plt.subplots(1, 2, figsize=(9, 3))
     colors = [NEURAL_COLOR if pair.startswith("neural") else RAW_COLOR for pair in pairs]
     fid_axis.bar(pairs, [metrics["fid"][pair] for pair in pairs], color=colors)
     fid_axis.set_title("FID (lower = closer)", fontsize=10)
+    spreads = [metrics["kid"][pair]["std"] for pair in pairs]
     kid_axis.bar(pairs, [metrics["kid"][pair]["mean"] for pair in pairs],
-                 yerr=[metrics["kid"][pair]["std"] for pair in pairs], color=colors)
+                 yerr=None if None in spreads else spreads, color=colors)
     kid_axis.set_title("KID (lower = closer)", fontsize=10)
     for axis in (fid_axis, kid_axis):
         axis.tick_params(axis="x", labelsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
+    return path
+
+
+def write_thumbnails(thumbnails: list[tuple[int, np.ndarray, np.ndarray]], path: Path) -> Path | None:
+    """One row per frame, raw | neural, as a PNG at `path` (frames of one size); None without frames."""
+    import cv2
+
+    if not thumbnails:
+        return None
+    gap = 4
+    rows = []
+    for frame_id, raw, neural in thumbnails:
+        row = np.full((raw.shape[0], raw.shape[1] + gap + neural.shape[1], 3), 255, np.uint8)
+        row[:, : raw.shape[1]] = raw
+        row[:, raw.shape[1] + gap :] = neural
+        cv2.putText(row, f"frame {frame_id}", (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 2,
+                    cv2.LINE_AA)
+        cv2.putText(row, f"frame {frame_id}", (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+        rows.append(row)
+    width = max(row.shape[1] for row in rows)
+    padded = [np.pad(row, ((0, gap), (0, width - row.shape[1]), (0, 0)), constant_values=255) for row in rows]
+    if not cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(padded), cv2.COLOR_RGB2BGR)):
+        raise OSError(f"cannot write {path}")
     return path

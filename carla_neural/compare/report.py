@@ -13,7 +13,7 @@ from typing import Any
 import jinja2
 
 from carla_neural.compare.compute import CompareResult
-from carla_neural.compare.plots import plot_class_colors, plot_fid_kid, plot_per_frame
+from carla_neural.compare.plots import plot_class_colors, plot_fid_kid, plot_per_frame, write_thumbnails
 from carla_neural.compare.run_folder import RunFolder
 
 TEMPLATE = "compare_report.html.j2"
@@ -76,6 +76,7 @@ def write_report(result: CompareResult, run: RunFolder, out_dir: Path) -> Report
         "per_frame": plot_per_frame(result.per_frame, plots_dir / "per_frame.png"),
         "class_colors": plot_class_colors(result.class_colors, plots_dir / "class_colors.png"),
         "fid_kid": plot_fid_kid(result.metrics, plots_dir / "fid_kid.png"),
+        "thumbnails": write_thumbnails(result.thumbnails, plots_dir / "thumbnails.png"),
     }
     written = [path for path in figures.values() if path is not None]
     video = None
@@ -87,6 +88,7 @@ def write_report(result: CompareResult, run: RunFolder, out_dir: Path) -> Report
         run_info=run.info,
         figures={name: _data_uri(path) for name, path in figures.items() if path is not None},
         class_colors=result.class_colors,
+        thumbnail_ids=[frame_id for frame_id, _, _ in result.thumbnails],
         video=video,
         fmt=_fmt,
     )

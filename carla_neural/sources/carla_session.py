@@ -1,7 +1,7 @@
 """Connect to a CARLA server and change its state in ways that are always undone.
 
-Each function that changes the server registers its undo on a `Teardown` right after it
-succeeds. Functions here take the `carla` module or carla objects as arguments, so the
+Each function that changes the server registers its undo on a `Teardown`, before the change
+where the change can fail half-way, else right after it succeeds. Functions here take the `carla` module or carla objects as arguments, so the
 undo bookkeeping is testable without a server; `carla` itself is imported only by
 `import_carla()`.
 """
@@ -9,6 +9,7 @@ undo bookkeeping is testable without a server; `carla` itself is imported only b
 from __future__ import annotations
 
 import logging
+import socket
 from types import ModuleType
 from typing import Any
 
@@ -40,21 +41,39 @@ def import_carla() -> ModuleType:
     return carla
 
 
+_START_HINT = (
+    "`--world builtin` runs without a server; or start one (`docker compose -f docker/compose.yaml up "
+    "carla`, or `./CarlaUE4.sh -RenderOffScreen`) and point --host/--port at it."
+)
+
+
+def probe_port(host: str, port: int, timeout_s: float = 1.0) -> None:
+    """Raise CarlaConnectionError at once when nothing listens at host:port (refused, or an
+    unknown host); a silent or filtered port is left to the client's own timeout."""
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+    except ConnectionRefusedError:
+        raise CarlaConnectionError(f"no CARLA server at {host}:{port} (connection refused). {_START_HINT}") from None
+    except socket.gaierror as error:
+        raise CarlaConnectionError(f"cannot resolve the CARLA host {host!r} ({error}). {_START_HINT}") from None
+    except OSError:
+        pass
+
+
 def connect(carla: ModuleType, host: str, port: int, timeout_s: float) -> tuple[Any, str, str]:
     """Open a client and check a server answers; return (client, client_version, server_version).
 
-    Raises CarlaConnectionError after `timeout_s` when nothing answers at host:port.
+    Raises CarlaConnectionError at once when the port refuses connections, else after `timeout_s`
+    when nothing answers at host:port.
     """
+    probe_port(host, port, min(timeout_s, 1.0))
     client = carla.Client(host, port, worker_threads=1)
     client.set_timeout(timeout_s)
     try:
         server_version = client.get_server_version()
     except RuntimeError as error:
         raise CarlaConnectionError(
-            f"no CARLA server answered at {host}:{port} within {timeout_s:g} s ({error}). "
-            "Start one (`docker compose -f docker/compose.yaml up carla`, or "
-            "`./CarlaUE4.sh -RenderOffScreen`), point --host/--port at it, or use "
-            "`--world builtin` to run without CARLA."
+            f"no CARLA server answered at {host}:{port} within {timeout_s:g} s ({error}). {_START_HINT}"
         ) from error
     client_version = client.get_client_version()
     check_versions(client_version, server_version)
@@ -102,25 +121,38 @@ def load_map(
         client.set_timeout(request_timeout_s)
 
 
+MAX_SEED = 2**32 - 1  # World.set_pedestrians_seed takes an unsigned int; the TM seeds a 32-bit mt19937
+
+
+def check_seed(seed: int) -> int:
+    """``seed`` if CARLA can take it (0..2**32-1), else ValueError naming the range."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"seed {seed!r} is out of range: CARLA's seeds are unsigned 32-bit (0..{MAX_SEED})")
+    return seed
+
+
 def enter_synchronous_mode(
     world: Any, traffic_manager: Any, fixed_delta_s: float, seed: int, teardown: Teardown
 ) -> None:
     """World in synchronous mode with a fixed step, the Traffic Manager with it and seeded.
 
-    Registers the undo of each change: the TM back to asynchronous, then the world's original
-    settings.
+    Each undo is registered *before* its change: ``World.apply_settings`` can raise after the
+    server has already switched (with ``fixed_delta_seconds`` set it ticks, up to 30 times, until
+    the new settings are in effect), and the Traffic Manager can fail half-way the same way. An undo
+    that finds nothing changed is harmless; a server left synchronous freezes every other client.
     """
+    check_seed(seed)
     original = world.get_settings()
     settings = world.get_settings()
     settings.synchronous_mode = True
     settings.fixed_delta_seconds = fixed_delta_s
     # Cameras return nothing in no-rendering mode.
     settings.no_rendering_mode = False
-    world.apply_settings(settings)
     teardown.add("restore the world's original settings", world.apply_settings, original)
-    traffic_manager.set_synchronous_mode(True)
+    world.apply_settings(settings)
     teardown.add("put the Traffic Manager back in asynchronous mode",
                  traffic_manager.set_synchronous_mode, False)
+    traffic_manager.set_synchronous_mode(True)
     traffic_manager.set_random_device_seed(seed)
 
 

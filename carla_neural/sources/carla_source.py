@@ -20,6 +20,7 @@ from carla_neural.sources.camera_mounts import CAMERA_MOUNTS, CameraMount, camer
 from carla_neural.sources.carla_images import flow_image_to_array, image_to_bgra
 from carla_neural.sources.carla_session import (
     CarlaConnectionError,
+    check_seed,
     SpawnedActors,
     connect,
     enter_synchronous_mode,
@@ -120,6 +121,7 @@ class CarlaSource(Source):
                 raise ValueError(f"unknown sensor {name!r}; choose from {', '.join(SENSOR_BLUEPRINTS)}")
         if "semantic" not in config.camera.sensors:
             raise ValueError("the camera rig needs the 'semantic' sensor: it is what gets rendered")
+        check_seed(config.seed)  # before anything on the server changes
         self._carla = import_carla()
         self._teardown = Teardown()
         self._autopilot = False
@@ -163,7 +165,7 @@ class CarlaSource(Source):
         self.ego = self._spawn_ego()
         self._spawn_camera_rig(config.camera.mount)
         self._spawn_traffic()
-        self.world.tick(config.timeout_s)
+        self._tick_world()  # makes the batch-spawned walkers' controllers visible
         self._start_walkers()
         if config.autopilot or config.route:
             self.set_autopilot(True)
@@ -288,25 +290,28 @@ class CarlaSource(Source):
         controller_ids = self.actors.ids("controller.ai.walker")
         if not controller_ids:
             return
+        standing = 0
         for controller in self.world.get_actors(controller_ids):
             self.actors.attach(controller)
             controller.start()
-            controller.go_to_location(self.world.get_random_location_from_navigation())
+            # None where the map has no navigation mesh (or no point was found on it):
+            # go_to_location(None) is a Boost.Python ArgumentError, so the walker stands instead.
+            destination = self.world.get_random_location_from_navigation()
+            if destination is None:
+                standing += 1
+            else:
+                controller.go_to_location(destination)
             controller.set_max_speed(1.0 + self._random.random() * 0.8)
+        if standing:
+            log.warning("%d of %d walkers stand still: the map gave no navigation destination "
+                        "(it may have no navigation mesh)", standing, len(controller_ids))
 
     # -- Source API ---------------------------------------------------------------------------
 
     def tick(self) -> Frame:
         """Advance one fixed step; return its frame (raises SensorTimeout naming silent sensors)."""
         started = time.perf_counter()
-        try:
-            frame_id = self.world.tick(self.config.timeout_s)
-        except RuntimeError as error:
-            raise CarlaConnectionError(
-                f"the CARLA server at {self.config.host}:{self.config.port} stopped answering: a "
-                f"tick took more than {self.config.timeout_s:g} s ({error}); is it still running? "
-                "(--timeout raises the limit)"
-            ) from error
+        frame_id = self._tick_world()
         measurements = self.assembler.collect(frame_id, self.config.sensor_timeout_s)
         semantic = measurements["semantic"]
 
@@ -326,6 +331,17 @@ class CarlaSource(Source):
         )
         frame.timings_ms["world"] = (time.perf_counter() - started) * 1000.0
         return frame
+
+    def _tick_world(self) -> int:
+        """world.tick with a timeout; CarlaConnectionError when the server does not answer."""
+        try:
+            return self.world.tick(self.config.timeout_s)
+        except RuntimeError as error:
+            raise CarlaConnectionError(
+                f"the CARLA server at {self.config.host}:{self.config.port} stopped answering: a "
+                f"tick took more than {self.config.timeout_s:g} s ({error}); is it still running? "
+                "(--timeout raises the limit)"
+            ) from error
 
     def _ego_state(self) -> EgoState:
         transform = self.ego.get_transform()

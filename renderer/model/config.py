@@ -9,10 +9,29 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from pydantic import ConfigDict, Field, Strict, TypeAdapter, ValidationError
 
 SingleKind = Literal["global", "local"]
 LabelPyramid = Literal["avg", "nearest"]
+
+# Bounds are generous (NVIDIA's largest street model: ngf 128, 3 downsamplings, 9 blocks, 3
+# scales) but keep a hostile or mistyped config.json from building a model that cannot fit in
+# memory: every field is checked, with these bounds and exact types, before any tensor exists.
+# Strict(): 8.0 is not an int and "no" is not a bool.
+Count = Annotated[int, Strict(), Field(ge=0, le=32)]
+Channels = Annotated[int, Strict(), Field(ge=1, le=512)]
+Downsamplings = Annotated[int, Strict(), Field(ge=0, le=6)]
+LabelId = Annotated[int, Strict(), Field(ge=0, le=255)]
+Flag = Annotated[bool, Strict()]
+# The widest layer (ngf · 2^downsamplings) of any generator: NVIDIA's models use 1024.
+MAX_WIDTH = 2048
+
+
+class ConfigError(ValueError):
+    """A generator config with a wrong type, a value out of bounds or inconsistent fields; one line
+    per problem, each naming the field and what is allowed."""
 
 
 @dataclass(frozen=True)
@@ -20,13 +39,13 @@ class SingleGConfig:
     """pix2pixHD single-image generator for the first frames (instance norm, labels only)."""
 
     kind: SingleKind = "global"
-    ngf: int = 64  # for "local": the enhancer's ngf; its global part has ngf·2^n_local_enhancers
-    n_downsampling: int = 4
-    n_blocks: int = 9
-    n_local_enhancers: int = 1  # "local" only
-    n_blocks_local: int = 3  # "local" only
-    label_nc: int = 35
-    output_nc: int = 3
+    ngf: Channels = 64  # for "local": the enhancer's ngf; its global part has ngf·2^n_local_enhancers
+    n_downsampling: Downsamplings = 4
+    n_blocks: Count = 9
+    n_local_enhancers: Annotated[int, Strict(), Field(ge=0, le=3)] = 1  # "local" only
+    n_blocks_local: Count = 3  # "local" only
+    label_nc: Annotated[int, Strict(), Field(ge=1, le=256)] = 35
+    output_nc: Annotated[int, Strict(), Field(ge=1, le=4)] = 3
 
     @property
     def size_multiple(self) -> int:
@@ -35,35 +54,36 @@ class SingleGConfig:
         return 2 ** (self.n_downsampling + extra)
 
     def validate(self) -> None:
-        """Raise ValueError naming the first bad field."""
-        _check(self.kind in ("global", "local"), "single_g.kind", self.kind, "'global' or 'local'")
-        for name in ("ngf", "label_nc", "output_nc"):
-            _check(getattr(self, name) >= 1, f"single_g.{name}", getattr(self, name), ">= 1")
-        for name in ("n_downsampling", "n_blocks", "n_local_enhancers", "n_blocks_local"):
-            _check(getattr(self, name) >= 0, f"single_g.{name}", getattr(self, name), ">= 0")
+        """Raise ConfigError naming each bad field (types, bounds, widest layer)."""
+        _validate_fields(_SINGLE_ADAPTER, self, "single_g.")
+        extra = self.n_local_enhancers if self.kind == "local" else 0
+        width = self.ngf * 2 ** (self.n_downsampling + extra)
+        _check(width <= MAX_WIDTH, "single_g.ngf", self.ngf,
+               f"ngf·2^(n_downsampling{' + n_local_enhancers' if extra else ''}) <= {MAX_WIDTH} (got {width})")
 
 
 @dataclass(frozen=True)
 class GeneratorConfig:
     """The sequential generator: ``n_scales`` composite generators, coarsest first."""
 
-    ngf: int = 128  # coarsest scale; scale s uses ngf // 2**s
-    n_downsampling: int = 3  # coarsest scale's downsamplings (finer scales always have one)
-    n_blocks: int = 9  # residual blocks of the coarsest scale (split between encoder and decoders)
-    n_blocks_local: int = 3  # residual blocks of each finer scale's decoders
-    n_scales: int = 3
-    use_fg: bool = True  # foreground (car) branch composed in with the fg mask
-    fg_labels: tuple[int, ...] = (26,)
-    label_nc: int = 35
-    use_instance: bool = True  # one instance-edge channel per frame
-    n_frames: int = 3  # label frames in (t-2, t-1, t); n_frames - 1 previous outputs
-    output_nc: int = 3
+    ngf: Channels = 128  # coarsest scale; scale s uses ngf // 2**s
+    # coarsest scale's downsamplings (finer scales always have one)
+    n_downsampling: Annotated[int, Strict(), Field(ge=1, le=6)] = 3
+    n_blocks: Count = 9  # residual blocks of the coarsest scale (split between encoder and decoders)
+    n_blocks_local: Count = 3  # residual blocks of each finer scale's decoders
+    n_scales: Annotated[int, Strict(), Field(ge=1, le=4)] = 3
+    use_fg: Flag = True  # foreground (car) branch composed in with the fg mask
+    fg_labels: Annotated[tuple[LabelId, ...], Field(max_length=256)] = (26,)
+    label_nc: Annotated[int, Strict(), Field(ge=1, le=256)] = 35
+    use_instance: Flag = True  # one instance-edge channel per frame
+    n_frames: Annotated[int, Strict(), Field(ge=2, le=8)] = 3  # label frames (t-2, t-1, t)
+    output_nc: Annotated[int, Strict(), Field(ge=1, le=4)] = 3
     single_g: SingleGConfig | None = field(default_factory=SingleGConfig)
     # Our own models only (NVIDIA: 7 and "avg"). ``full_res_kernel``: kernel of the
     # previous-image stems and of the output heads (image, flow, weight, fg), which run at each
     # scale's full resolution. ``label_pyramid``: how coarser scales get their label input;
     # "nearest" keeps it exactly one-hot, so every scale's label stem is an exact table lookup.
-    full_res_kernel: int = 7
+    full_res_kernel: Annotated[int, Strict(), Field(ge=1, le=15)] = 7
     label_pyramid: LabelPyramid = "avg"
 
     @property
@@ -94,24 +114,16 @@ class GeneratorConfig:
         return multiple
 
     def validate(self) -> None:
-        """Raise ValueError naming the first bad field."""
-        _check(self.n_scales >= 1, "n_scales", self.n_scales, ">= 1")
-        _check(self.n_frames >= 2, "n_frames", self.n_frames, ">= 2")
-        _check(self.n_downsampling >= 1, "n_downsampling", self.n_downsampling, ">= 1")
-        _check(self.n_blocks >= 0, "n_blocks", self.n_blocks, ">= 0")
-        _check(self.n_blocks_local >= 0, "n_blocks_local", self.n_blocks_local, ">= 0")
+        """Raise ConfigError naming each bad field: types and bounds, then how fields fit together."""
+        _validate_fields(_GENERATOR_ADAPTER, self, "")
         _check(
-            self.full_res_kernel >= 1 and self.full_res_kernel % 2 == 1,
+            self.full_res_kernel % 2 == 1,
             "full_res_kernel",
             self.full_res_kernel,
-            "an odd kernel size >= 1 (NVIDIA: 7)",
+            "an odd kernel size 1..15 (NVIDIA: 7)",
         )
-        _check(
-            self.label_pyramid in ("avg", "nearest"),
-            "label_pyramid",
-            self.label_pyramid,
-            "'avg' (NVIDIA's 3x3 average pool) or 'nearest'",
-        )
+        width = self.ngf * 2**self.n_downsampling
+        _check(width <= MAX_WIDTH, "ngf", self.ngf, f"ngf·2^n_downsampling <= {MAX_WIDTH} (got {width})")
         smallest = self.scale_ngf(self.n_scales - 1)
         fg_ngf = smallest // 2 if self.n_downsampling > 2 else smallest
         _check(
@@ -140,28 +152,13 @@ class GeneratorConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> GeneratorConfig:
-        """Build and validate from a dict (e.g. config.json); unknown fields are an error."""
-        values = dict(values)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown generator config fields {unknown}; allowed: {sorted(known)}")
-        single = values.pop("single_g", dataclasses.MISSING)
-        if "fg_labels" in values:
-            values["fg_labels"] = tuple(values["fg_labels"])
-        if single is dataclasses.MISSING:
-            config = cls(**values)
-        else:
-            if single is not None:
-                single_known = {f.name for f in dataclasses.fields(SingleGConfig)}
-                bad = sorted(set(single) - single_known)
-                if bad:
-                    raise ValueError(
-                        f"unknown single_g fields {bad}; allowed: {sorted(single_known)}"
-                    )
-                single = SingleGConfig(**single)
-            config = cls(**values, single_g=single)
+    def from_dict(cls, values: Any) -> GeneratorConfig:
+        """Build and validate from a dict (e.g. config.json's ``generator``): exact types, bounds,
+        no unknown fields; ConfigError names each bad field."""
+        try:
+            config = _GENERATOR_ADAPTER.validate_python(values)
+        except ValidationError as error:
+            raise ConfigError(describe_validation_error(error, root=cls)) from None
         config.validate()
         return config
 
@@ -172,9 +169,59 @@ class GeneratorConfig:
         return config
 
 
+# Stdlib dataclasses take pydantic's config from this attribute; unknown keys are an error.
+for _cls in (SingleGConfig, GeneratorConfig):
+    _cls.__pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[attr-defined]
+_SINGLE_ADAPTER = TypeAdapter(SingleGConfig)
+_GENERATOR_ADAPTER = TypeAdapter(GeneratorConfig)
+
+
+def describe_validation_error(error: ValidationError, prefix: str = "", root: type | None = None) -> str:
+    """One '; '-joined clause per problem: the dotted field, the value given and what is allowed.
+
+    ``root``: the dataclass validated, to list the allowed names when a field is unknown.
+    """
+    problems = []
+    for item in error.errors(include_url=False):
+        parts = [str(part) for part in item["loc"] if not str(part).startswith("function-")]
+        where = prefix + ".".join(parts) if parts else prefix.rstrip(".") or "the whole object"
+        given = item.get("input")
+        shown = repr(given) if not isinstance(given, (dict, list)) else f"a {type(given).__name__}"
+        if len(shown) > 60:
+            shown = shown[:57] + "..."
+        if item["type"] in ("unexpected_keyword_argument", "extra_forbidden"):
+            known = _field_names(root, parts[:-1])
+            allowed = f"; allowed: {', '.join(known)}" if known else ""
+            problems.append(f"field {where!r} is unknown{allowed}")
+        elif item["type"] == "missing":
+            problems.append(f"field {where!r} is missing")
+        else:
+            problems.append(f"field {where!r} = {shown}: {item['msg']}")
+    return "; ".join(problems) or str(error)
+
+
+def _field_names(root: type | None, path: list[str]) -> list[str]:
+    cls = root
+    for name in path:
+        if cls is None or not dataclasses.is_dataclass(cls):
+            return []
+        cls = {"single_g": SingleGConfig}.get(name) if cls is GeneratorConfig else None
+    return [f.name for f in dataclasses.fields(cls)] if cls is not None and dataclasses.is_dataclass(cls) else []
+
+
+def _validate_fields(adapter: TypeAdapter, config: Any, prefix: str) -> None:
+    values = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+    if isinstance(values.get("single_g"), SingleGConfig):
+        values["single_g"] = dataclasses.asdict(values["single_g"])
+    try:
+        adapter.validate_python(values)
+    except ValidationError as error:
+        raise ConfigError(describe_validation_error(error, prefix, type(config))) from None
+
+
 def _check(ok: bool, name: str, value: Any, allowed: str) -> None:
     if not ok:
-        raise ValueError(f"generator config field {name!r} = {value!r} is invalid; allowed: {allowed}")
+        raise ConfigError(f"generator config field {name!r} = {value!r} is invalid; allowed: {allowed}")
 
 
 SINGLE_512 = SingleGConfig(kind="global", ngf=64, n_downsampling=3)

@@ -177,14 +177,12 @@ class TrainableGenerator(nn.Module):
 
     def load_weights(self, folder: str | Path) -> None:
         """Strictly load the weights of one of our checkpoint folders into this generator."""
-        from safetensors.torch import load_file
-
-        from renderer.checkpoint import WEIGHTS_FILE
+        from renderer.checkpoint import WEIGHTS_FILE, read_weights
 
         config, _ = read_config(folder)
         if config != self.config:
             raise ValueError(f"checkpoint {folder} has generator config {config}, this run uses {self.config}")
-        strict_load(self.net, load_file(str(Path(folder) / WEIGHTS_FILE)), str(folder))
+        strict_load(self.net, read_weights(Path(folder) / WEIGHTS_FILE), str(folder))
 
 
 def _without_single(net: Vid2VidGenerator) -> Vid2VidGenerator:

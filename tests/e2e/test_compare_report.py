@@ -47,8 +47,9 @@ def test_compare_writes_metrics_report_and_plots(report):
     assert metrics["warping_error"]["raw"] < metrics["warping_error"]["neural"]
     assert metrics["fid"]["neural_vs_raw"] > 0 and "neural_vs_raw" in metrics["kid"]
     assert {row["name"] for row in metrics["class_colors"]} == {"road", "building", "sky", "car"}
+    # Without --real there is one FID/KID pair: the table holds it, and no one-bar chart is drawn.
     assert sorted(path.name for path in (out / "plots").iterdir()) == [
-        "class_colors.png", "fid_kid.png", "per_frame.png"]
+        "class_colors.png", "per_frame.png", "thumbnails.png"]
     assert "frames" in completed.stderr  # the progress bar
 
 
@@ -84,10 +85,10 @@ def test_report_renders_with_its_plots_in_headless_chromium(report, tmp_path):
     # The plots draw raw in blue and neural in red; an empty or broken image would show neither.
     assert _pixels_near(image, RAW_COLOR) > 500
     assert _pixels_near(image, NEURAL_COLOR) > 500
-    # Three plot images, each decoded to a real size (a broken data URI renders 0 x 0 or an icon).
+    # Three images: two plots and the frame thumbnails.
     dom = _chromium("--virtual-time-budget=3000", "--dump-dom", (out / "report.html").as_uri(),
                     user_dir=tmp_path / "profile").stdout
-    for plot_id in ("plot-per-frame", "plot-class-colors", "plot-fid-kid"):
+    for plot_id in ("plot-per-frame", "plot-class-colors", "thumbnails"):
         assert f'id="{plot_id}"' in dom
 
 

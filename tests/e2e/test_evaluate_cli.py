@@ -55,7 +55,7 @@ def test_evaluate_named_real_sequences_for_two_models(tmp_path, tiny_checkpoint)
     assert tiny["psnr_db"] != bundled["psnr_db"]
     lines = result.stdout.splitlines()
     assert lines[0].startswith(f"{tiny_checkpoint}: PSNR") and lines[1].startswith("bundled: PSNR")
-    assert "FID/KID skipped" in lines[0]
+    assert "FID/KID skipped (--no-fid)" in lines[0]
 
 
 def test_evaluate_names_a_missing_sequence(tmp_path, tiny_checkpoint) -> None:

@@ -119,13 +119,11 @@ def test_bad_scenario_names_the_field_and_writes_nothing(tmp_path: Path) -> None
 
 def test_no_carla_server_fails_fast_with_the_fix(tmp_path: Path, scenario_file: Path) -> None:
     pytest.importorskip("carla", reason="needs the carla client wheel")
-    started = time.monotonic()
-    result = run_cli("record", str(scenario_file), "--out", str(tmp_path / "run"),
-                     "--port", "1", "--timeout", "1", timeout=60)
-    assert time.monotonic() - started < 30
+    # The default --world is carla: a closed port is found by a TCP probe, not the client's 10 s timeout.
+    result = run_cli("record", str(scenario_file), "--out", str(tmp_path / "run"), "--port", "1", timeout=60)
     assert result.returncode == 1
-    assert "no CARLA server answered at 127.0.0.1:1" in result.stderr
-    assert "--world builtin" in result.stderr and "Traceback" not in result.stderr
+    assert "no CARLA server at 127.0.0.1:1 (connection refused). `--world builtin` runs without" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "run").exists()
 
 
 @pytest.mark.slow

@@ -301,7 +301,7 @@ def test_worker_crash_at_start_shows_its_output(tmp_path):
     (broken / "config.json").write_text("{ not json")
     (broken / "model.safetensors").write_bytes(b"")
     supervisor = WorkerSupervisor(broken, device="cpu", env=ENV)
-    with pytest.raises(WorkerStartError, match=r"(?s)exited with code 4 before it was ready.*cannot load checkpoint"):
+    with pytest.raises(WorkerStartError, match=r"(?s)exited with code 4 before it was ready.*broken/config.json is not a JSON object"):
         supervisor.start()
     supervisor.stop()
 

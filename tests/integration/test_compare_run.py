@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -144,3 +145,21 @@ def test_flow_writer_round_trip_matches_the_decoder(tmp_path):
     decoded, valid = read_flow_png(tmp_path / "f.png")
     np.testing.assert_allclose(decoded, flow, atol=1 / 64)
     assert valid.all()
+
+
+@pytest.mark.slow
+def test_a_fid_sample_thumbnails_and_a_kid_without_a_fake_spread(tmp_path, run_dir):
+    result = compare_run(run_dir, CompareOptions(metrics=("fid",), fid_frames=3, thumbnails=2))
+    metrics = result.metrics
+    # Exactly 3 frames per stream, spread over the 6 (first and last included).
+    assert metrics["fid_frames"] == 3 and metrics["fid_kid_images"] == {"raw": 3, "neural": 3}
+    # 3 images per set are one KID estimate: no +- made of rounding noise.
+    assert metrics["kid"]["neural_vs_raw"]["std"] is None and "no spread" in metrics["kid_note"]
+    assert [frame_id for frame_id, _, _ in result.thumbnails] == [100, 105]
+    paths = write_report(result, RunFolder(run_dir), tmp_path / "report")
+    assert sorted(p.name for p in paths.plots) == ["per_frame.png", "thumbnails.png"]  # one pair: no bar chart
+    thumbnails = cv2.imread(str(tmp_path / "report" / "plots" / "thumbnails.png"))
+    assert thumbnails.shape == (2 * (64 + 4), 128 + 4 + 128, 3)
+    html = paths.report_html.read_text()
+    assert 'id="thumbnails"' in html and "frames 100, 105" in html
+    assert re.search(r"KID [-0-9.e]+ ±", html) is None and "KID has no ±" in html

@@ -167,7 +167,12 @@ def test_wrong_frame_count(worker):
     assert_refused(worker, frames[:1], ErrorCode.BAD_FRAME_COUNT, "needs 2 frame(s), got 1")
     assert_refused(worker, [*frames, b"more"], ErrorCode.BAD_FRAME_COUNT, "got 3")
     assert_refused(worker, protocol.encode(MsgType.RESET, session_id=4, arrays=[labels()]),
-                   ErrorCode.BAD_FRAME_COUNT, "RESET carries no arrays")
+                   ErrorCode.BAD_FRAME_COUNT, "RESET carries no arrays, got 1")
+    # Heartbeats and goodbyes too: refused, not answered with PONG or ACK.
+    assert_refused(worker, protocol.encode(MsgType.PING, seq=2, arrays=[labels()]),
+                   ErrorCode.BAD_FRAME_COUNT, "PING carries no arrays, got 1")
+    assert_refused(worker, protocol.encode(MsgType.BYE, session_id=4, arrays=[labels(), labels()]),
+                   ErrorCode.BAD_FRAME_COUNT, "BYE carries no arrays, got 2")
 
 
 def test_wrong_buffer_size(worker):
@@ -360,3 +365,27 @@ def test_worker_refuses_cpus_the_machine_does_not_have(checkpoint):
     result = subprocess.run([*CLI, "worker", "--checkpoint", str(checkpoint), "--cpus", "two"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "must look like 1, 2-5 or 0,2-3" in result.stderr
+
+
+def _host_has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+def test_an_ipv6_loopback_worker_serves_a_render_client(checkpoint, tmp_path) -> None:
+    from carla_neural.render_client import RenderClient
+
+    if not _host_has_ipv6_loopback():
+        pytest.skip("needs an IPv6 loopback address (::1) on this host")
+    process, endpoint = start_worker(checkpoint, tmp_path / "worker.log", "--bind", "tcp://[::1]:*")
+    try:
+        assert endpoint.startswith("tcp://[::1]:")
+        with RenderClient(endpoint) as client:
+            assert client.render(1, labels(3)).shape == (HEIGHT, WIDTH, 3)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)

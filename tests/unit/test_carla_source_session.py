@@ -245,6 +245,14 @@ def log() -> Recorder:
     return Recorder()
 
 
+@pytest.fixture(autouse=True)
+def no_port_probe(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stand-in server has no port: connect()'s TCP probe would find nothing there."""
+    from carla_neural.sources import carla_session
+
+    monkeypatch.setattr(carla_session, "probe_port", lambda host, port, timeout_s=1.0: None)
+
+
 def open_source(monkeypatch: pytest.MonkeyPatch, fake: Any, **config: Any) -> CarlaSource:
     monkeypatch.setattr(carla_source, "import_carla", lambda: fake)
     defaults = {"camera": CameraRig(width=8, height=4), "sensor_timeout_s": 0.3, "vehicles": 2}
@@ -357,3 +365,93 @@ def test_a_server_that_stops_answering_is_reported(monkeypatch: pytest.MonkeyPat
         with pytest.raises(CarlaConnectionError, match="stopped answering.*still running"):
             source.tick()
     assert log.calls[-2] == ("apply_settings", False, None)
+
+
+def test_settings_that_fail_after_the_switch_are_still_restored(monkeypatch: pytest.MonkeyPatch,
+                                                                log: Recorder) -> None:
+    # World.apply_settings ticks until fixed_delta_seconds is in effect, and can time out after
+    # the server is already synchronous.
+    fake = make_carla(log)
+    apply = fake.world.apply_settings
+
+    def switch_then_time_out(settings: Any) -> None:
+        apply(settings)
+        if settings.synchronous_mode:
+            raise RuntimeError("time-out of 10000ms while waiting for the simulator")
+
+    monkeypatch.setattr(fake.world, "apply_settings", switch_then_time_out)
+    with pytest.raises(RuntimeError, match="time-out"):
+        open_source(monkeypatch, fake)
+    assert "spawn" not in log.names()
+    assert log.calls[-1] == ("apply_settings", False, None)
+    assert fake.world.settings.synchronous_mode is False
+
+
+def test_a_setup_tick_that_times_out_is_a_connection_error(monkeypatch: pytest.MonkeyPatch,
+                                                           log: Recorder) -> None:
+    from carla_neural.sources.carla_session import CarlaConnectionError
+
+    fake = make_carla(log)
+
+    def hung(timeout_s: float) -> int:
+        raise RuntimeError("time-out of 10000ms while waiting for the simulator")
+
+    monkeypatch.setattr(fake.world, "tick", hung)
+    with pytest.raises(CarlaConnectionError, match="stopped answering"):
+        open_source(monkeypatch, fake)
+    assert ("apply_settings", False, None) in log.calls[-3:]
+
+
+def test_walkers_without_a_navigation_destination_stand(monkeypatch: pytest.MonkeyPatch, log: Recorder,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    # Spawn locations come first (two walkers), then the maps without a navigation mesh give None.
+    fake = make_carla(log)
+    answers = iter([fake.Location(1.0, 2.0, 0.0), fake.Location(3.0, 2.0, 0.0)])
+    monkeypatch.setattr(fake.world, "get_random_location_from_navigation", lambda: next(answers, None))
+    with open_source(monkeypatch, fake, vehicles=0, walkers=2) as source:
+        assert source.tick().frame_id > 0
+    names = log.names()
+    assert names.count("walker.start") == 2 and "walker.go_to" not in names
+    assert "2 of 2 walkers stand still" in caplog.text
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32])
+def test_a_seed_carla_cannot_take_changes_nothing(monkeypatch: pytest.MonkeyPatch, log: Recorder, seed: int) -> None:
+    with pytest.raises(ValueError, match=r"seed .* unsigned 32-bit \(0\.\.4294967295\)"):
+        open_source(monkeypatch, make_carla(log), seed=seed)
+    assert log.calls == []  # not even connected
+
+
+def test_dataset_export_tells_a_refused_setup_from_a_missing_server(monkeypatch: pytest.MonkeyPatch,
+                                                                     log: Recorder, tmp_path) -> None:
+    from carla_neural.dataset_export import ExportConfig, ExportError, export_dataset
+
+    fake = make_carla(log)
+    monkeypatch.setattr(carla_source, "import_carla", lambda: fake)
+    monkeypatch.setattr(fake.world, "get_blueprint_library",
+                        lambda: SimpleNamespace(filter=lambda pattern: [], find=lambda name: None))
+    with pytest.raises(ExportError) as error:
+        export_dataset(ExportConfig(out=str(tmp_path / "out"), world="carla", sequences=1, frames=1))
+    message = str(error.value)
+    assert "answered but could not set up sequence 0" in message and "no vehicle blueprint matches" in message
+    assert "cannot reach" not in message
+    assert log.calls[-1] == ("apply_settings", False, None)
+    with pytest.raises(ValueError, match="unsigned 32-bit"):
+        ExportConfig(out=str(tmp_path / "out"), world="carla", seed=2**32 - 1, sequences=2).validate()
+
+
+def test_a_closed_port_is_reported_at_once_with_the_builtin_world(monkeypatch: pytest.MonkeyPatch,
+                                                                  log: Recorder) -> None:
+    import socket
+
+    from carla_neural.sources import carla_session
+    from carla_neural.sources.carla_session import CarlaConnectionError
+
+    monkeypatch.undo()  # the real probe
+    with socket.socket() as placeholder:  # a loopback port that was free a moment ago, now closed
+        placeholder.bind(("127.0.0.1", 0))
+        port = placeholder.getsockname()[1]
+    with pytest.raises(CarlaConnectionError, match=rf"no CARLA server at 127.0.0.1:{port} \(connection refused\)\. "
+                                                   "`--world builtin` runs without a server"):
+        carla_session.connect(make_carla(log), "127.0.0.1", port, 10.0)
+    assert log.calls == []  # no client was made, so nothing waited for its 10 s timeout

@@ -171,5 +171,5 @@ def test_checkpoint_can_recommend_its_working_size(tmp_path: Path) -> None:
     assert renderer.step(labels_seq(1)[0]).shape == (32, 48, 3)  # rendered at 32x16, returned at 48x32
     assert load_renderer(tmp_path / "ckpt", device="cpu", size=(48, 32)).size == (48, 32)
     save_checkpoint(build_generator(TINY, seed=0), tmp_path / "bad", metadata={"working_size": "big"})
-    with pytest.raises(CheckpointError, match="working_size must be"):
+    with pytest.raises(CheckpointError, match="metadata.working_size' = 'big'"):
         load_renderer(tmp_path / "bad", device="cpu")

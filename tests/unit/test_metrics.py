@@ -179,3 +179,12 @@ def test_fid_low_rank_path_equals_full_formula_when_images_are_fewer_than_dimens
     assert fid(stats_a, stats_b) == pytest.approx(full, rel=1e-6)
     with pytest.raises(ValueError, match="at least 2"):
         fid(stats_a, FeatureStats(dim=64))
+
+
+def test_kid_reports_no_spread_when_every_subset_is_the_whole_set():
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(0, 1, (12, 8)), rng.normal(0.5, 1, (12, 8))
+    mean, spread = kid(a, b, subset_size=1000, num_subsets=20)
+    assert spread is None and mean > 0  # one estimate, not a spread of rounding noise
+    sub_mean, sub_spread = kid(a, b, subset_size=6, num_subsets=20)
+    assert sub_spread is not None and sub_spread > 1e-6 and np.isfinite(sub_mean)

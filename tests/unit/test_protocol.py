@@ -62,6 +62,7 @@ array_strategy = hnp.arrays(
 )
 def test_every_message_survives_a_round_trip(msg_type, session_id, seq, frame_id, flags, code, aux, arrays, text):
     has_text = msg_type in (MsgType.PONG, MsgType.ERROR)
+    arrays = arrays[: protocol.ARRAYS_OF_TYPE.get(msg_type, 0)]
     frames = encode(msg_type, session_id=session_id, seq=seq, frame_id=frame_id, flags=flags, code=code,
                     aux=aux, arrays=arrays, text=text if has_text else None)
     message = decode(as_wire(frames))
@@ -91,7 +92,7 @@ def test_render_request_arrays_are_sent_as_they_are_and_received_without_copy():
 def test_non_contiguous_and_big_endian_arrays_are_sent_in_wire_order():
     transposed = np.arange(12, dtype=np.uint8).reshape(3, 4).T
     big_endian = np.arange(6, dtype=">i4").reshape(2, 3)
-    message = decode(as_wire(encode(MsgType.RENDER_REPLY, arrays=[transposed, big_endian])))
+    message = decode(as_wire(encode(MsgType.RENDER, session_id=1, arrays=[transposed, big_endian])))
     np.testing.assert_array_equal(message.arrays[0], transposed)
     np.testing.assert_array_equal(message.arrays[1], big_endian)
     assert message.arrays[1].dtype == np.dtype("<i4")
@@ -189,8 +190,8 @@ def test_render_request_semantics():
         check(np.zeros((4, 6), np.uint8), np.zeros((4, 5), np.int32))
     with pytest.raises(ProtocolError, match="session id 0"):
         check(np.zeros((4, 6), np.uint8), session_id=0)
-    message = decode(as_wire(encode(MsgType.RENDER, session_id=1, arrays=[np.zeros((2, 2), np.uint8)] * 3)))
-    with pytest.raises(ProtocolError, match="got 3 array"):
+    message = decode(as_wire(encode(MsgType.RENDER, session_id=1)))
+    with pytest.raises(ProtocolError, match="got 0 array"):
         protocol.check_render_request(message)
 
 
@@ -234,3 +235,29 @@ def test_corrupted_valid_messages_never_escape_as_other_exceptions(data):
         protocol.check_render_request(message)
     except ProtocolError:
         pass
+
+
+@pytest.mark.parametrize("msg_type", [MsgType.PING, MsgType.BYE, MsgType.RESET, MsgType.ACK, MsgType.PONG])
+def test_types_without_arrays_refuse_them(msg_type: MsgType) -> None:
+    # Well formed, but this type carries no arrays (docs/protocol.md): BAD_FRAME_COUNT, not an answer.
+    frames = as_wire(encode(msg_type, session_id=9, seq=4, arrays=[np.zeros((2, 3), np.uint8)],
+                            text="{}" if msg_type == MsgType.PONG else None))
+    error = refusal(frames)
+    assert error.code == ErrorCode.BAD_FRAME_COUNT and (error.session_id, error.seq) == (9, 4)
+    assert f"{msg_type.name} carries no arrays, got 1" in error.message
+
+
+def test_renders_and_replies_with_too_many_arrays_are_refused() -> None:
+    two = [np.zeros((2, 2), np.uint8)] * 2
+    error = refusal(as_wire(encode(MsgType.RENDER, session_id=7, arrays=two * 2)))
+    assert error.code == ErrorCode.BAD_FRAME_COUNT and "RENDER carries at most 2 array(s), got 4" in error.message
+    error = refusal(as_wire(encode(MsgType.RENDER_REPLY, session_id=7, arrays=two)))
+    assert "RENDER_REPLY carries at most 1 array(s), got 2" in error.message
+
+
+def test_a_nonzero_reserved_descriptor_field_is_refused() -> None:
+    frames = render_frames()
+    head = bytearray(frames[0])
+    struct.pack_into("<H", head, protocol.HEADER_BYTES + 2, 1)  # the descriptor's reserved u16
+    error = refusal([bytes(head), *frames[1:]])
+    assert error.code == ErrorCode.BAD_HEADER and "array 0: reserved descriptor field is 1, must be 0" in error.message

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
+from pydantic import ConfigDict, TypeAdapter
 
 from carla_neural.sources.base import EgoState, Frame, Source, VehicleControl
 from carla_neural.sources.encoding import encode_backward_flow, encode_depth
@@ -37,6 +38,9 @@ logger = logging.getLogger(__name__)
 
 SENSORS = ("semantic", "instance", "rgb", "depth", "flow")
 FIXED_DELTA_S = 0.05
+# Camera sides in pixels: the same range as a scenario's cameras (a 4096x4096 frame is ~0.5 GB
+# across the world's float buffers; larger ones run out of memory in the rasteriser).
+MIN_SIDE, MAX_SIDE = 16, 4096
 
 
 @dataclass
@@ -67,8 +71,8 @@ class WorldConfig:
             problems.append(f"mount={self.mount!r} (choose {', '.join(MOUNTS)})")
         if self.weather not in WEATHER_PRESETS:
             problems.append(f"weather={self.weather!r} (choose {', '.join(WEATHER_PRESETS)})")
-        if not (16 <= self.width <= 8192 and 16 <= self.height <= 8192):
-            problems.append(f"width x height={self.width}x{self.height} (each must be 16..8192)")
+        if not (MIN_SIDE <= self.width <= MAX_SIDE and MIN_SIDE <= self.height <= MAX_SIDE):
+            problems.append(f"width x height={self.width}x{self.height} (each must be {MIN_SIDE}..{MAX_SIDE})")
         if not 10.0 <= self.fov_deg <= 170.0:
             problems.append(f"fov_deg={self.fov_deg} (must be 10..170)")
         if not 0 <= self.vehicles <= 300:
@@ -77,6 +81,10 @@ class WorldConfig:
             problems.append(f"walkers={self.walkers} (must be 0..500)")
         if not 1 <= self.blocks <= 10:
             problems.append(f"blocks={self.blocks} (must be 1..10)")
+        if self.cruise_speed_mps is not None and not 0 < self.cruise_speed_mps <= 60:
+            problems.append(f"cruise_speed_mps={self.cruise_speed_mps} (must be in (0, 60] m/s, or null)")
+        if self.seed < 0:
+            problems.append(f"seed={self.seed} (must be 0 or more)")
         if self.view_distance_m <= 10:
             problems.append(f"view_distance_m={self.view_distance_m} (must be > 10)")
         self.sensors = tuple(self.sensors)
@@ -94,6 +102,20 @@ class WorldConfig:
     def field_names(cls) -> tuple[str, ...]:
         """Names of the configurable fields."""
         return tuple(item.name for item in fields(cls))
+
+    @classmethod
+    def from_values(cls, values: dict) -> WorldConfig:
+        """A WorldConfig from untrusted values (a scenario's ``builtin:``): types checked first
+        (``cruise_speed_mps: fast`` is an error, not a crash mid-run), then the bounds.
+
+        Raises pydantic's ValidationError, each error located at its field.
+        """
+        return _WORLD_CONFIG.validate_python(values)
+
+
+# Unknown keys and inf/nan are errors; the rest of pydantic's lax coercion (YAML's 5 for 5.0) stays.
+WorldConfig.__pydantic_config__ = ConfigDict(extra="forbid", allow_inf_nan=False)  # type: ignore[attr-defined]
+_WORLD_CONFIG = TypeAdapter(WorldConfig)
 
 
 @dataclass
