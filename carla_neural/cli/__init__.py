@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "dataset": ("carla_neural.cli.dataset", "Export datasets in NVIDIA's vid2vid layout."),
     "train": ("carla_neural.cli.train", "Train or fine-tune a vid2vid generator."),
     "train-bundled": ("carla_neural.cli.train_bundled", "Train the bundled lite model (make model)."),
+    "train-segmenter": ("carla_neural.cli.train_segmenter", "Train the segmenter for semantic consistency."),
     "evaluate": ("carla_neural.cli.evaluate", "PSNR, FID and temporal warping error of a checkpoint."),
 }
 

@@ -1,0 +1,108 @@
+"""Segmentation consistency: mIoU and pixel accuracy of predicted trainIds against target trainIds.
+
+mIoU averages the IoU of the 19 Cityscapes train classes over the classes present in the prediction
+or the target (a class absent from both has no IoU and is left out of the mean, as in
+cityscapesscripts' evaluation of a set). Pixels whose target is 255 (ignore) count nowhere.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import cv2
+import numpy as np
+
+from renderer.segmenter.classes import CLASS_NAMES, IGNORE, NUM_CLASSES, label_ids_to_train_ids
+
+if TYPE_CHECKING:
+    from renderer.segmenter.model import Segmenter
+
+
+def confusion_matrix(prediction: np.ndarray, target: np.ndarray, num_classes: int = NUM_CLASSES) -> np.ndarray:
+    """(H, W) uint8 predicted and target trainIds -> (C, C) int64 counts [target, prediction]; 255 ignored."""
+    if prediction.shape != target.shape:
+        raise ValueError(f"prediction {prediction.shape} and target {target.shape} sizes differ")
+    keep = target != IGNORE
+    target_kept = target[keep].astype(np.int64)
+    prediction_kept = prediction[keep].astype(np.int64)
+    if prediction_kept.size and prediction_kept.max() >= num_classes:
+        raise ValueError(f"prediction holds class {int(prediction_kept.max())}; expected 0..{num_classes - 1}")
+    if target_kept.size and target_kept.max() >= num_classes:
+        raise ValueError(f"target holds class {int(target_kept.max())}; expected 0..{num_classes - 1} or {IGNORE}")
+    flat = target_kept * num_classes + prediction_kept
+    return np.bincount(flat, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+@dataclass
+class SegmentationScores:
+    """Accumulates a confusion matrix over frames and reads mIoU, pixel accuracy and per-class IoU off it."""
+
+    num_classes: int = NUM_CLASSES
+    confusion: np.ndarray = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.confusion is None:
+            self.confusion = np.zeros((self.num_classes, self.num_classes), dtype=np.int64)
+
+    def update(self, prediction: np.ndarray, target: np.ndarray) -> None:
+        """Add one frame: (H, W) uint8 predicted and target trainIds."""
+        self.confusion += confusion_matrix(prediction, target, self.num_classes)
+
+    def per_class_iou(self) -> list[float | None]:
+        """IoU per class; None for a class in neither prediction nor target."""
+        hits = np.diag(self.confusion).astype(np.float64)
+        union = self.confusion.sum(0) + self.confusion.sum(1) - hits
+        return [float(h / u) if u > 0 else None for h, u in zip(hits, union)]
+
+    def miou(self) -> float | None:
+        """Mean IoU over the classes present in prediction or target; None if no pixel counted."""
+        present = [value for value in self.per_class_iou() if value is not None]
+        return float(np.mean(present)) if present else None
+
+    def pixel_accuracy(self) -> float | None:
+        """Fraction of non-ignored pixels predicted right; None if none counted."""
+        total = self.confusion.sum()
+        return float(np.trace(self.confusion) / total) if total else None
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready: miou, pixel_accuracy, per-class IoU by name, classes counted, pixels, definition."""
+        ious = self.per_class_iou()
+        return {
+            "miou": self.miou(),
+            "pixel_accuracy": self.pixel_accuracy(),
+            "per_class_iou": {name: iou for name, iou in zip(CLASS_NAMES, ious)},
+            "classes_counted": sum(value is not None for value in ious),
+            "pixels": int(self.confusion.sum()),
+            "definition": ("segmenter's trainIds vs the label map's (labelIds -> trainIds, 255 ignored); mIoU over "
+                           "the 19 Cityscapes train classes present in prediction or target"),
+        }
+
+
+def segmentation_consistency(rgb_frames: Sequence[np.ndarray], label_ids: Sequence[np.ndarray],
+                             segmenter: Segmenter, batch_size: int = 4,
+                             threads: int | None = None) -> dict[str, Any]:
+    """Segment (H, W, 3) uint8 RGB frames and score them against their (H, W) uint8 Cityscapes labelIds.
+
+    Returns SegmentationScores.summary() plus "frames" and "ms_per_frame". The segmenter runs at its
+    working size in batches of `batch_size` with `threads` torch threads (None: as set).
+    """
+    from renderer.segmenter.inference import predict_train_ids
+
+    if len(rgb_frames) != len(label_ids):
+        raise ValueError(f"{len(rgb_frames)} frames but {len(label_ids)} label maps")
+    started = time.perf_counter()
+    scores = SegmentationScores()
+    for start in range(0, len(rgb_frames), batch_size):
+        rgb_chunk = list(rgb_frames[start:start + batch_size])
+        predictions = predict_train_ids(segmenter, rgb_chunk, batch_size, threads)
+        for prediction, labels in zip(predictions, label_ids[start:start + batch_size]):
+            if labels.shape != prediction.shape:
+                labels = cv2.resize(labels, prediction.shape[::-1], interpolation=cv2.INTER_NEAREST)
+            scores.update(prediction, label_ids_to_train_ids(labels))
+    result = scores.summary()
+    result["frames"] = len(rgb_frames)
+    result["ms_per_frame"] = round((time.perf_counter() - started) * 1000.0 / max(1, len(rgb_frames)), 2)
+    return result
