@@ -81,28 +81,63 @@ class SegmentationScores:
         }
 
 
+class SegmentationStream:
+    """Frames fed one at a time, segmented in batches: scores over all frames and pixel accuracy per frame."""
+
+    def __init__(self, segmenter: Segmenter, batch_size: int = 4, threads: int | None = None) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.segmenter, self.batch_size, self.threads = segmenter, batch_size, threads
+        self.scores = SegmentationScores()
+        self.per_frame_accuracy: list[float | None] = []
+        self.seconds = 0.0
+        self._pending: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def add(self, rgb: np.ndarray, label_ids: np.ndarray) -> None:
+        """Queue one (H, W, 3) uint8 RGB frame and its (H, W) uint8 Cityscapes labelIds."""
+        self._pending.append((rgb, label_ids))
+        if len(self._pending) >= self.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        """Segment and score the queued frames."""
+        from renderer.segmenter.inference import predict_train_ids
+
+        if not self._pending:
+            return
+        started = time.perf_counter()
+        frames = [rgb for rgb, _ in self._pending]
+        predictions = predict_train_ids(self.segmenter, frames, self.batch_size, self.threads)
+        for prediction, (_, labels) in zip(predictions, self._pending):
+            if labels.shape != prediction.shape:
+                labels = cv2.resize(labels, prediction.shape[::-1], interpolation=cv2.INTER_NEAREST)
+            frame = SegmentationScores()
+            frame.update(prediction, label_ids_to_train_ids(labels))
+            self.scores.confusion += frame.confusion
+            self.per_frame_accuracy.append(frame.pixel_accuracy())
+        self._pending = []
+        self.seconds += time.perf_counter() - started
+
+    def summary(self) -> dict[str, Any]:
+        """Flush, then SegmentationScores.summary() plus "frames" and "ms_per_frame"."""
+        self.flush()
+        frames = len(self.per_frame_accuracy)
+        return {**self.scores.summary(), "frames": frames,
+                "ms_per_frame": round(self.seconds * 1000.0 / max(1, frames), 2)}
+
+
 def segmentation_consistency(rgb_frames: Sequence[np.ndarray], label_ids: Sequence[np.ndarray],
                              segmenter: Segmenter, batch_size: int = 4,
                              threads: int | None = None) -> dict[str, Any]:
     """Segment (H, W, 3) uint8 RGB frames and score them against their (H, W) uint8 Cityscapes labelIds.
 
     Returns SegmentationScores.summary() plus "frames" and "ms_per_frame". The segmenter runs at its
-    working size in batches of `batch_size` with `threads` torch threads (None: as set).
+    working size in batches of `batch_size` with `threads` torch threads (None: as set); label maps
+    of another size are nearest-resized to their frame's.
     """
-    from renderer.segmenter.inference import predict_train_ids
-
     if len(rgb_frames) != len(label_ids):
         raise ValueError(f"{len(rgb_frames)} frames but {len(label_ids)} label maps")
-    started = time.perf_counter()
-    scores = SegmentationScores()
-    for start in range(0, len(rgb_frames), batch_size):
-        rgb_chunk = list(rgb_frames[start:start + batch_size])
-        predictions = predict_train_ids(segmenter, rgb_chunk, batch_size, threads)
-        for prediction, labels in zip(predictions, label_ids[start:start + batch_size]):
-            if labels.shape != prediction.shape:
-                labels = cv2.resize(labels, prediction.shape[::-1], interpolation=cv2.INTER_NEAREST)
-            scores.update(prediction, label_ids_to_train_ids(labels))
-    result = scores.summary()
-    result["frames"] = len(rgb_frames)
-    result["ms_per_frame"] = round((time.perf_counter() - started) * 1000.0 / max(1, len(rgb_frames)), 2)
-    return result
+    stream = SegmentationStream(segmenter, batch_size, threads)
+    for rgb, labels in zip(rgb_frames, label_ids):
+        stream.add(rgb, labels)
+    return stream.summary()
