@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -15,32 +14,8 @@ from renderer.checkpoint import CheckpointError
 from renderer.segmenter import Segmenter, SegmenterConfig, load_segmenter, predict_train_ids, save_segmenter
 from renderer.segmenter.training import SegmenterTrainConfig, SegmenterTrainError, train_segmenter
 
+ROAD_TRAIN_ID, SKY_TRAIN_ID = 0, 10
 TINY = SegmenterConfig(stem=8, widths=(8, 16, 16), deep_blocks=1, decoder=8, input_width=64, input_height=32)
-ROAD_ID, SKY_ID = 7, 23  # labelIds; trainIds 0 and 10
-
-
-def two_colour_frame(rng: np.random.Generator, width: int = 128, height: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """A photo split at a random column: dark red road on one side, light blue sky on the other."""
-    split = int(rng.integers(width // 4, 3 * width // 4))
-    labels = np.full((height, width), ROAD_ID, np.uint8)
-    labels[:, split:] = SKY_ID
-    rgb = np.where(labels[..., None] == ROAD_ID, (150, 40, 40), (90, 150, 230)).astype(np.float32)
-    rgb += rng.normal(0, 8, rgb.shape)
-    return np.clip(rgb, 0, 255).astype(np.uint8), labels
-
-
-@pytest.fixture(scope="module")
-def two_colour_dataset(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("two_colour")
-    rng = np.random.default_rng(0)
-    for seq in ("seq0000", "seq0001"):
-        for kind in ("train_A", "train_B"):
-            (root / kind / seq).mkdir(parents=True)
-        for index in range(3):
-            rgb, labels = two_colour_frame(rng)
-            cv2.imwrite(str(root / "train_A" / seq / f"f{index:03d}.png"), labels)
-            cv2.imwrite(str(root / "train_B" / seq / f"f{index:03d}.jpg"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    return root
 
 
 def _config(data: Path, out: Path, **changes) -> SegmenterTrainConfig:
@@ -51,7 +26,8 @@ def _config(data: Path, out: Path, **changes) -> SegmenterTrainConfig:
     return SegmenterTrainConfig(**values)
 
 
-def test_it_learns_a_two_colour_image_and_scores_the_held_out_sequence(two_colour_dataset, tmp_path) -> None:
+def test_it_learns_a_two_colour_image_and_scores_the_held_out_sequence(two_colour_dataset, make_two_colour_frame,
+                                                                        tmp_path) -> None:
     untrained = Segmenter(TINY)
     result = train_segmenter(_config(two_colour_dataset, tmp_path / "run"), progress=False)
     assert result.step == 40 and result.train_frames == 3 and result.val_frames == 3
@@ -59,10 +35,10 @@ def test_it_learns_a_two_colour_image_and_scores_the_held_out_sequence(two_colou
     assert set(k for k, v in result.val["per_class_iou"].items() if v is not None) == {"road", "sky"}
     # The saved model predicts the split on a fresh frame at any size (resized to its working size).
     model = load_segmenter(result.segmenter_dir)
-    rgb, labels = two_colour_frame(np.random.default_rng(9), 96, 48)
+    rgb, labels = make_two_colour_frame(np.random.default_rng(9), 96, 48)
     prediction = predict_train_ids(model, [rgb])[0]
     assert prediction.shape == (48, 96)
-    truth = np.where(labels == ROAD_ID, 0, 10)
+    truth = np.where(labels == 7, ROAD_TRAIN_ID, SKY_TRAIN_ID)  # labelId 7: road
     assert (prediction == truth).mean() > 0.95
     assert (predict_train_ids(untrained, [rgb])[0] == truth).mean() < 0.95
     metadata = json.loads((result.segmenter_dir / "config.json").read_text())["metadata"]
