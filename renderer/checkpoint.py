@@ -101,19 +101,24 @@ def save_checkpoint(
     generator: Vid2VidGenerator, folder: str | Path, metadata: dict[str, Any] | None = None
 ) -> Path:
     """Write ``folder/model.safetensors`` and ``folder/config.json``; returns the folder."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    tensors = {key: value.detach().cpu().contiguous() for key, value in generator.state_dict().items()}
     config = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "generator": generator.config.to_dict(),
         "metadata": metadata or {},
     }
+    return write_weights_and_config(generator, folder, config)
+
+
+def write_weights_and_config(module: nn.Module, folder: str | Path, config: dict[str, Any]) -> Path:
+    """Write ``module``'s state dict to ``folder/model.safetensors`` and ``config`` (with a "format") to config.json."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {key: value.detach().cpu().contiguous() for key, value in module.state_dict().items()}
     # Write to temporary names first so that a crash never leaves a half-written checkpoint.
     weights_tmp = folder / (WEIGHTS_FILE + ".partial")
     config_tmp = folder / (CONFIG_FILE + ".partial")
-    save_file(tensors, str(weights_tmp), metadata={"format": FORMAT_NAME})
+    save_file(tensors, str(weights_tmp), metadata={"format": config["format"]})
     config_tmp.write_text(json.dumps(config, indent=2) + "\n")
     weights_tmp.replace(folder / WEIGHTS_FILE)
     config_tmp.replace(folder / CONFIG_FILE)
@@ -126,20 +131,28 @@ def is_our_checkpoint(folder: str | Path) -> bool:
     return (folder / CONFIG_FILE).is_file() and (folder / WEIGHTS_FILE).is_file()
 
 
-def read_config(folder: str | Path) -> tuple[GeneratorConfig, dict[str, Any]]:
-    """The generator config and metadata of one of our checkpoint folders."""
+def read_config_document(folder: str | Path, format_name: str, format_version: int) -> dict[str, Any]:
+    """``folder/config.json`` as a dict, checked to be ``format_name`` at most ``format_version``."""
     path = Path(folder) / CONFIG_FILE
     try:
         document = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as error:
         raise CheckpointError(f"cannot read {path}: {error}") from error
-    if document.get("format") != FORMAT_NAME:
-        raise CheckpointError(f"{path} is not a {FORMAT_NAME} config (format={document.get('format')!r})")
-    if document.get("format_version", 0) > FORMAT_VERSION:
+    if not isinstance(document, dict) or document.get("format") != format_name:
+        found = document.get("format") if isinstance(document, dict) else None
+        raise CheckpointError(f"{path} is not a {format_name} config (format={found!r})")
+    if document.get("format_version", 0) > format_version:
         raise CheckpointError(
             f"{path} has format_version {document['format_version']}; this code reads up to "
-            f"{FORMAT_VERSION}: update carla-neural"
+            f"{format_version}: update carla-neural"
         )
+    return document
+
+
+def read_config(folder: str | Path) -> tuple[GeneratorConfig, dict[str, Any]]:
+    """The generator config and metadata of one of our checkpoint folders."""
+    path = Path(folder) / CONFIG_FILE
+    document = read_config_document(folder, FORMAT_NAME, FORMAT_VERSION)
     try:
         config = GeneratorConfig.from_dict(document["generator"])
     except (KeyError, TypeError, ValueError) as error:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
-from renderer.checkpoint import CONFIG_FILE, WEIGHTS_FILE, CheckpointError, strict_load
+from renderer.checkpoint import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    CheckpointError,
+    read_config_document,
+    strict_load,
+    write_weights_and_config,
+)
 from renderer.segmenter.model import Segmenter, SegmenterConfig
 
 FORMAT_NAME = "carla-neural/segmenter"
@@ -19,37 +25,18 @@ BUNDLED_DIR = Path(__file__).resolve().parent.parent / "weights" / "segmenter"
 
 def save_segmenter(model: Segmenter, folder: str | Path, metadata: dict[str, Any] | None = None) -> Path:
     """Write ``folder/model.safetensors`` and ``folder/config.json``; returns the folder."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    tensors = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
     document = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION,
                 "segmenter": model.config.to_dict(), "metadata": metadata or {}}
-    # Temporary names first: a crash never leaves a half-written pair.
-    weights_tmp, config_tmp = folder / (WEIGHTS_FILE + ".partial"), folder / (CONFIG_FILE + ".partial")
-    save_file(tensors, str(weights_tmp), metadata={"format": FORMAT_NAME})
-    config_tmp.write_text(json.dumps(document, indent=2) + "\n")
-    weights_tmp.replace(folder / WEIGHTS_FILE)
-    config_tmp.replace(folder / CONFIG_FILE)
-    return folder
+    return write_weights_and_config(model, folder, document)
 
 
 def read_segmenter_config(folder: str | Path) -> tuple[SegmenterConfig, dict[str, Any]]:
     """The config and metadata of a segmenter folder; CheckpointError naming the file otherwise."""
-    path = Path(folder) / CONFIG_FILE
-    try:
-        document = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"cannot read {path}: {error}") from error
-    if document.get("format") != FORMAT_NAME:
-        raise CheckpointError(f"{path} is not a {FORMAT_NAME} config (format={document.get('format')!r}); "
-                              "give a folder written by `carla-neural train-segmenter`")
-    if document.get("format_version", 0) > FORMAT_VERSION:
-        raise CheckpointError(f"{path} has format_version {document['format_version']}; this code reads up to "
-                              f"{FORMAT_VERSION}: update carla-neural")
+    document = read_config_document(folder, FORMAT_NAME, FORMAT_VERSION)
     try:
         config = SegmenterConfig.from_dict(document["segmenter"])
     except (KeyError, TypeError, ValueError) as error:
-        raise CheckpointError(f"{path}: bad segmenter config: {error}") from error
+        raise CheckpointError(f"{Path(folder) / CONFIG_FILE}: bad segmenter config: {error}") from error
     return config, document.get("metadata", {})
 
 
