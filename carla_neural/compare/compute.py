@@ -363,6 +363,19 @@ def _segmentation_summary(streams: dict[str, Any], per_frame: dict[str, list], o
         per_frame[f"seg_accuracy_{name}"] = stream.per_frame_accuracy
     neural, raw = result["neural"]["miou"], result["raw"]["miou"]
     result["neural_over_raw_miou"] = neural / raw if neural is not None and raw else None
+    result["ceiling_real_photos"] = _segmenter_ceiling(options.segmenter)
     result["note"] = ("the segmenter learnt real photos: on simulator frames its raw figure says how far the "
                       "simulator's look is from them, the neural figure how well the rendering keeps the layout")
     return result
+
+
+def _segmenter_ceiling(source: str) -> dict[str, Any] | None:
+    """The segmenter's own figures on its held-out real photos, as its training recorded them."""
+    from renderer.segmenter.checkpoint import read_segmenter_config, segmenter_folder
+
+    _, metadata = read_segmenter_config(segmenter_folder(source))
+    val = metadata.get("val")
+    if not val:
+        return None
+    return {"miou": val.get("miou"), "pixel_accuracy": val.get("pixel_accuracy"),
+            "sequences": metadata.get("val_sequences"), "data": metadata.get("data")}

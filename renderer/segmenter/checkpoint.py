@@ -40,9 +40,14 @@ def read_segmenter_config(folder: str | Path) -> tuple[SegmenterConfig, dict[str
     return config, document.get("metadata", {})
 
 
+def segmenter_folder(source: str | Path) -> Path:
+    """``"bundled"`` -> renderer/weights/segmenter; any other value is taken as a folder."""
+    return BUNDLED_DIR if str(source) == "bundled" else Path(source)
+
+
 def load_segmenter(source: str | Path = "bundled", device: str | torch.device = "cpu") -> Segmenter:
     """Load ``"bundled"`` (renderer/weights/segmenter) or a segmenter folder, strictly, in eval mode."""
-    folder = BUNDLED_DIR if str(source) == "bundled" else Path(source)
+    folder = segmenter_folder(source)
     if not (folder / CONFIG_FILE).is_file() or not (folder / WEIGHTS_FILE).is_file():
         raise CheckpointError(f"{folder} is not a segmenter folder: it needs {CONFIG_FILE} and {WEIGHTS_FILE}"
                               + (" (the bundled segmenter is missing from this install)" if str(source) == "bundled" else ""))

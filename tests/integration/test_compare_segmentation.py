@@ -49,6 +49,7 @@ def test_compare_scores_both_streams_as_the_library_function_does(run_dir, segme
         assert seg[stream]["frames"] == 5 and seg[stream]["pixels"] == 5 * 128 * 64
         assert len(result.per_frame[f"seg_accuracy_{stream}"]) == 5
     assert seg["segmenter"] == str(segmenter_dir)
+    assert seg["ceiling_real_photos"] is None  # this segmenter was never scored on real photos
     paths = write_report(result, run, tmp_path / "report")
     written = json.loads(paths.metrics_json.read_text())
     assert set(written["segmentation"]["neural"]["per_class_iou"]) >= {"road", "building", "sky", "car"}
