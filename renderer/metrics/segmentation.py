@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import cv2
@@ -36,16 +35,12 @@ def confusion_matrix(prediction: np.ndarray, target: np.ndarray, num_classes: in
     return np.bincount(flat, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 
-@dataclass
 class SegmentationScores:
-    """Accumulates a confusion matrix over frames and reads mIoU, pixel accuracy and per-class IoU off it."""
+    """Accumulates a (C, C) int64 confusion matrix [target, prediction] over frames; mIoU etc. read off it."""
 
-    num_classes: int = NUM_CLASSES
-    confusion: np.ndarray = field(default=None)  # type: ignore[assignment]
-
-    def __post_init__(self) -> None:
-        if self.confusion is None:
-            self.confusion = np.zeros((self.num_classes, self.num_classes), dtype=np.int64)
+    def __init__(self, num_classes: int = NUM_CLASSES) -> None:
+        self.num_classes = num_classes
+        self.confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
 
     def update(self, prediction: np.ndarray, target: np.ndarray) -> None:
         """Add one frame: (H, W) uint8 predicted and target trainIds."""
