@@ -117,19 +117,24 @@ def save_checkpoint(
     generator: Vid2VidGenerator, folder: str | Path, metadata: dict[str, Any] | None = None
 ) -> Path:
     """Write ``folder/model.safetensors`` and ``folder/config.json``; returns the folder."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    tensors = {key: value.detach().cpu().contiguous() for key, value in generator.state_dict().items()}
     config = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "generator": generator.config.to_dict(),
         "metadata": metadata or {},
     }
+    return write_weights_and_config(generator, folder, config)
+
+
+def write_weights_and_config(module: nn.Module, folder: str | Path, config: dict[str, Any]) -> Path:
+    """Write ``module``'s state dict to ``folder/model.safetensors`` and ``config`` (with a "format") to config.json."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {key: value.detach().cpu().contiguous() for key, value in module.state_dict().items()}
     # Write to temporary names first so that a crash never leaves a half-written checkpoint.
     weights_tmp = folder / (WEIGHTS_FILE + ".partial")
     config_tmp = folder / (CONFIG_FILE + ".partial")
-    save_file(tensors, str(weights_tmp), metadata={"format": FORMAT_NAME})
+    save_file(tensors, str(weights_tmp), metadata={"format": config["format"]})
     config_tmp.write_text(json.dumps(config, indent=2) + "\n")
     weights_tmp.replace(folder / WEIGHTS_FILE)
     config_tmp.replace(folder / CONFIG_FILE)
@@ -156,26 +161,30 @@ class _Metadata(BaseModel):
     ) = None
 
 
-class _ConfigDocument(BaseModel):
-    """config.json: the format tag and version, the generator fields, and metadata."""
+class _DocumentHeader(BaseModel):
+    """The fields every config.json of ours starts with; the rest is the format's own."""
+
+    model_config = ConfigDict(extra="allow")
 
     format: str
     format_version: Annotated[int, Strict(), Field(ge=1)] = 1
+
+
+class _ConfigDocument(_DocumentHeader):
+    """A generator's config.json: the header, the generator fields, and metadata."""
+
     generator: dict[str, Any]
     metadata: _Metadata = Field(default_factory=_Metadata)
 
 
 _JSON_OBJECT = TypeAdapter(dict[str, Any])
+_FIX = "fix that field, or re-export the checkpoint with `carla-neural convert` / training"
 
 
-def read_config(folder: str | Path) -> tuple[GeneratorConfig, dict[str, Any]]:
-    """The generator config and metadata of one of our checkpoint folders.
-
-    Every field is checked (types, bounds, ``metadata.working_size`` within 1..4096) before anything
-    is built; CheckpointError names the file and the field.
-    """
+def read_config_document(folder: str | Path, format_name: str, format_version: int) -> dict[str, Any]:
+    """``folder/config.json`` as a dict, checked to be a JSON object of ``format_name`` at most
+    ``format_version`` (size and nesting bounded); CheckpointError names the file and the field."""
     path = Path(folder) / CONFIG_FILE
-    fix = "fix that field, or re-export the checkpoint with `carla-neural convert` / training"
     try:
         size = path.stat().st_size
         if size > MAX_CONFIG_BYTES:
@@ -192,24 +201,37 @@ def read_config(folder: str | Path) -> tuple[GeneratorConfig, dict[str, Any]]:
     except ValidationError as error:
         reason = "; ".join(item["msg"] for item in error.errors(include_url=False))
         raise CheckpointError(f"{path} is not a JSON object ({reason})") from None
-    if raw.get("format") != FORMAT_NAME:
+    if raw.get("format") != format_name:
+        raise CheckpointError(f"{path} is not a {format_name} config (field 'format' = {raw.get('format')!r})")
+    try:
+        header = _DocumentHeader.model_validate(raw)
+    except ValidationError as error:
+        raise CheckpointError(f"{path}: {describe_validation_error(error)}; {_FIX}") from None
+    if header.format_version > format_version:
         raise CheckpointError(
-            f"{path} is not a {FORMAT_NAME} config (field 'format' = {raw.get('format')!r})"
+            f"{path} has format_version {header.format_version}; this code reads up to "
+            f"{format_version}: update carla-neural"
         )
+    return raw
+
+
+def read_config(folder: str | Path) -> tuple[GeneratorConfig, dict[str, Any]]:
+    """The generator config and metadata of one of our checkpoint folders.
+
+    Every field is checked (types, bounds, ``metadata.working_size`` within 1..4096) before anything
+    is built; CheckpointError names the file and the field.
+    """
+    path = Path(folder) / CONFIG_FILE
+    raw = read_config_document(folder, FORMAT_NAME, FORMAT_VERSION)
     try:
         document = _ConfigDocument.model_validate(raw)
     except ValidationError as error:
-        raise CheckpointError(f"{path}: {describe_validation_error(error)}; {fix}") from None
-    if document.format_version > FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path} has format_version {document.format_version}; this code reads up to "
-            f"{FORMAT_VERSION}: update carla-neural"
-        )
+        raise CheckpointError(f"{path}: {describe_validation_error(error)}; {_FIX}") from None
     try:
         config = GeneratorConfig.from_dict(document.generator)
     except ConfigError as error:
         message = str(error).replace("field '", "field 'generator.")
-        raise CheckpointError(f"{path}: {message}; {fix}") from None
+        raise CheckpointError(f"{path}: {message}; {_FIX}") from None
     return config, document.metadata.model_dump(exclude_none=True)
 
 

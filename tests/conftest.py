@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 
@@ -17,3 +18,40 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     config = GeneratorConfig(ngf=8, n_downsampling=2, n_blocks=1, n_blocks_local=0, n_scales=1,
                              single_g=SingleGConfig(kind="global", ngf=4, n_downsampling=2, n_blocks=1))
     return save_checkpoint(build_generator(config, seed=0), tmp_path_factory.mktemp("tiny") / "ckpt")
+
+
+ROAD_ID, SKY_ID = 7, 23  # Cityscapes labelIds; trainIds 0 and 10
+
+
+def two_colour_frame(rng: np.random.Generator, width: int = 128, height: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """A photo split at a random column, dark red road left and light blue sky right, with its labelIds:
+    ((H, W, 3) uint8 RGB, (H, W) uint8)."""
+    split = int(rng.integers(width // 4, 3 * width // 4))
+    labels = np.full((height, width), ROAD_ID, np.uint8)
+    labels[:, split:] = SKY_ID
+    rgb = np.where(labels[..., None] == ROAD_ID, (150, 40, 40), (90, 150, 230)).astype(np.float32)
+    rgb += rng.normal(0, 8, rgb.shape)
+    return np.clip(rgb, 0, 255).astype(np.uint8), labels
+
+
+@pytest.fixture(scope="session")
+def make_two_colour_frame():
+    """two_colour_frame, for tests that need fresh frames beside two_colour_dataset."""
+    return two_colour_frame
+
+
+@pytest.fixture(scope="session")
+def two_colour_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """NVIDIA's layout (train_A labelIds PNG, train_B JPEG photos), seq0000 and seq0001 of 3 frames at 128x64."""
+    import cv2
+
+    root = tmp_path_factory.mktemp("two_colour")
+    rng = np.random.default_rng(0)
+    for seq in ("seq0000", "seq0001"):
+        for kind in ("train_A", "train_B"):
+            (root / kind / seq).mkdir(parents=True)
+        for index in range(3):
+            rgb, labels = two_colour_frame(rng)
+            cv2.imwrite(str(root / "train_A" / seq / f"f{index:03d}.png"), labels)
+            cv2.imwrite(str(root / "train_B" / seq / f"f{index:03d}.jpg"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    return root

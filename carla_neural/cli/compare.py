@@ -24,8 +24,9 @@ def _parse_metrics(value: str) -> tuple[str, ...]:
               help="Folder of real photographs: adds FID/KID of neural and raw vs real.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False),
               help="Where metrics.json, report.html and plots/ go (default: the run folder).")
-@click.option("--metrics", "metrics", default="warp,tof,fid,color", show_default=True,
-              help="Comma-separated: warp (warping error), tof, fid (FID and KID), color (per class).")
+@click.option("--metrics", "metrics", default="warp,tof,fid,color,seg", show_default=True,
+              help="Comma-separated: warp (warping error), tof, fid (FID and KID), color (per class), "
+                   "seg (segmenter mIoU / pixel accuracy against the label ids).")
 @click.option("--fid-stride", type=click.IntRange(min=1), default=1, show_default=True,
               help="Feed every n-th frame to InceptionV3 (~0.25 s per image on a CPU).")
 @click.option("--fid-max-frames", type=click.IntRange(min=0), default=500, show_default=True,
@@ -37,8 +38,11 @@ def _parse_metrics(value: str) -> tuple[str, ...]:
 @click.option("--dis-preset", type=click.Choice(["ultrafast", "fast", "medium"]), default="fast",
               show_default=True, help="OpenCV DIS optical-flow preset for tOF.")
 @click.option("--device", default="cpu", show_default=True, help="Torch device for InceptionV3 (cpu, cuda).")
+@click.option("--segmenter", default="bundled", show_default=True,
+              help="Segmenter for seg: bundled, or a folder from `carla-neural train-segmenter`.")
 def command(run: Path, real_dir: Path | None, out_dir: Path | None, metrics: str, fid_stride: int,
-            fid_max_frames: int, fid_frames: int | None, max_real: int | None, dis_preset: str, device: str) -> None:
+            fid_max_frames: int, fid_frames: int | None, max_real: int | None, dis_preset: str, device: str,
+            segmenter: str) -> None:
     """Compare raw and neural frames of the run folder RUN (from `carla-neural record`)."""
     from tqdm import tqdm
 
@@ -50,7 +54,7 @@ def command(run: Path, real_dir: Path | None, out_dir: Path | None, metrics: str
     try:
         options = CompareOptions(metrics=_parse_metrics(metrics), real_dir=real_dir, max_real=max_real,
                                  fid_stride=fid_stride, fid_max_frames=fid_max_frames or None, fid_frames=fid_frames,
-                                 dis_preset=dis_preset, device=device)
+                                 dis_preset=dis_preset, device=device, segmenter=segmenter)
         run_folder = RunFolder(run)
         check_inputs(run_folder, options)  # before the progress bar, so errors stand alone
         total = len(run_folder)
@@ -68,6 +72,9 @@ def command(run: Path, real_dir: Path | None, out_dir: Path | None, metrics: str
         parts.append(f"warp raw {summary['warping_error']['raw']:.4g} neural {summary['warping_error']['neural']:.4g}")
     if "tof" in summary and summary["tof"]["mean_px"] is not None:
         parts.append(f"tOF {summary['tof']['mean_px']:.3g} px")
+    if "segmentation" in summary and summary["segmentation"]["neural"]["miou"] is not None:
+        seg = summary["segmentation"]
+        parts.append(f"seg mIoU neural {seg['neural']['miou']:.3f} raw {seg['raw']['miou']:.3f}")
     if "fid" in summary:
         parts.append(f"FID neural-raw {summary['fid']['neural_vs_raw']:.1f}")
     click.echo(f"compare: {', '.join(parts)} in {time.perf_counter() - started:.1f} s; wrote "

@@ -25,8 +25,9 @@ from renderer.metrics import (
 
 log = logging.getLogger(__name__)
 
-# warp: warping error under ground-truth flow; tof: tOF; fid: FID and KID; color: per-class colour.
-ALL_METRICS = ("warp", "tof", "fid", "color")
+# warp: warping error under ground-truth flow; tof: tOF; fid: FID and KID; color: per-class colour;
+# seg: the segmenter's mIoU / pixel accuracy against the run's label ids (semantic consistency).
+ALL_METRICS = ("warp", "tof", "fid", "color", "seg")
 
 
 @dataclass
@@ -39,6 +40,7 @@ class CompareOptions:
     so that at most that many frames per stream go through it (None: no cap). fid_frames: feed
     exactly this many frames, spread evenly over the run, instead (a quick sample).
     dis_preset: DIS preset for tOF. thumbnails: frames shown raw | neural in the report.
+    segmenter: "bundled" or a segmenter folder (for seg).
     """
 
     metrics: tuple[str, ...] = ALL_METRICS
@@ -53,6 +55,7 @@ class CompareOptions:
     kid_subset_size: int = 1000
     kid_subsets: int = 100
     thumbnails: int = 4
+    segmenter: str = "bundled"
 
     def __post_init__(self) -> None:
         unknown = set(self.metrics) - set(ALL_METRICS)
@@ -99,6 +102,8 @@ def check_inputs(run: RunFolder, options: CompareOptions) -> None:
             problems.append(run.missing_png("flow", "warp (warping error)"))
         if metric == "color" and not run.has_png("label_ids"):
             problems.append(run.missing_png("label_ids", "color (per-class colour)"))
+        if metric == "seg" and not run.has_png("label_ids"):
+            problems.append(run.missing_png("label_ids", "seg (segmentation consistency)"))
     if options.real_dir is not None and "fid" not in options.metrics:
         problems.append("--real is given but fid is not among the metrics")
     if problems:
@@ -147,7 +152,7 @@ def compare_run(run_dir: str | Path, options: CompareOptions | None = None,
     check_inputs(run, options)
     metrics_on = set(options.metrics)
     have_labels = run.has_png("label_ids")
-    need_labels = "color" in metrics_on or ("warp" in metrics_on and have_labels)
+    need_labels = bool({"color", "seg"} & metrics_on) or ("warp" in metrics_on and have_labels)
     timer = _Timer()
     fid_stride = options.fid_stride
     if options.fid_frames:
@@ -193,6 +198,8 @@ def _compare_frames(run: RunFolder, options: CompareOptions, progress: Progress,
     tof = TemporalFlowDifference(options.dis_preset) if "tof" in metrics_on else None
     colors = {"raw": ClassColorStats(), "neural": ClassColorStats()}
 
+    segmentation = _segmentation_streams(options, progress) if "seg" in metrics_on else {}
+
     per_frame: dict[str, list[float | None]] = defaultdict(list)
     prev_frame_id: int | None = None
     prev_label_ids: np.ndarray | None = None
@@ -234,6 +241,9 @@ def _compare_frames(run: RunFolder, options: CompareOptions, progress: Progress,
             for name in ("raw", "neural"):
                 timer.run(f"color_{name}", lambda name=name: colors[name].update(getattr(images, name),
                                                                                   images.label_ids))
+        for name, stream in segmentation.items():
+            timer.run(f"seg_{name}", lambda name=name, stream=stream: stream.add(getattr(images, name),
+                                                                                images.label_ids))
         if inception_streams and images.index in fid_indices:
             for name in ("raw", "neural"):
                 timer.run("inception", lambda name=name: inception_streams[name].add(getattr(images, name)))
@@ -275,6 +285,8 @@ def _compare_frames(run: RunFolder, options: CompareOptions, progress: Progress,
         shares = np.array([row["pixel_share"] for row in class_colors])
         distances = np.array([row["rgb_distance"] for row in class_colors])
         metrics["class_color_distance_weighted"] = float((shares * distances).sum() / max(shares.sum(), 1e-12))
+    if segmentation:
+        metrics["segmentation"] = _segmentation_summary(segmentation, per_frame, options, timer)
     timings = timer.ms_per_call()
     metrics["timing_ms_per_frame"] = _per_frame_timings(timings, timer, len(run))
     return CompareResult(metrics=metrics, per_frame={k: _nan_to_none(v) if k != "frame_id" else v
@@ -386,9 +398,51 @@ def _per_frame_timings(timings: dict[str, float], timer: _Timer, frames: int) ->
         result["tof (2 DIS flows)"] = round(total_ms("tof") / frames, 3)
     if "color_raw" in timings:
         result["class_color (raw + neural)"] = round(total_ms("color_raw", "color_neural") / frames, 3)
+    if "seg_raw" in timings:
+        result["segmentation (raw + neural)"] = round(total_ms("seg_raw", "seg_neural", "seg_flush") / frames, 3)
     if timer.images:
         result["inception per image"] = round(timer.inception_s * 1000.0 / timer.images, 3)
     if "fid_final" in timings:
         result["fid_final_ms (once per pair)"] = timings["fid_final"]
         result["kid_final_ms (once per pair)"] = timings["kid_final"]
     return result
+
+
+def _segmentation_streams(options: CompareOptions, progress: Progress) -> dict[str, Any]:
+    from renderer.checkpoint import CheckpointError
+    from renderer.metrics.segmentation import SegmentationStream
+    from renderer.segmenter import load_segmenter
+
+    progress.set_description("loading the segmenter")
+    try:
+        segmenter = load_segmenter(options.segmenter, options.device)
+    except CheckpointError as error:
+        raise RunFolderError(f"--segmenter {options.segmenter}: {error}") from None
+    return {name: SegmentationStream(segmenter, batch_size=4) for name in ("raw", "neural")}
+
+
+def _segmentation_summary(streams: dict[str, Any], per_frame: dict[str, list], options: CompareOptions,
+                          timer: _Timer) -> dict[str, Any]:
+    """The segmenter's figures on the neural frames, and on the raw frames for reference."""
+    result: dict[str, Any] = {"segmenter": options.segmenter}
+    for name, stream in streams.items():
+        result[name] = timer.run("seg_flush", stream.summary)
+        per_frame[f"seg_accuracy_{name}"] = stream.per_frame_accuracy
+    neural, raw = result["neural"]["miou"], result["raw"]["miou"]
+    result["neural_over_raw_miou"] = neural / raw if neural is not None and raw else None
+    result["ceiling_real_photos"] = _segmenter_ceiling(options.segmenter)
+    result["note"] = ("the segmenter learnt real photos: on simulator frames its raw figure says how far the "
+                      "simulator's look is from them, the neural figure how well the rendering keeps the layout")
+    return result
+
+
+def _segmenter_ceiling(source: str) -> dict[str, Any] | None:
+    """The segmenter's own figures on its held-out real photos, as its training recorded them."""
+    from renderer.segmenter.checkpoint import read_segmenter_config, segmenter_folder
+
+    _, metadata = read_segmenter_config(segmenter_folder(source))
+    val = metadata.get("val")
+    if not val:
+        return None
+    return {"miou": val.get("miou"), "pixel_accuracy": val.get("pixel_accuracy"),
+            "sequences": metadata.get("val_sequences"), "data": metadata.get("data")}

@@ -33,6 +33,9 @@ def plot_per_frame(per_frame: dict[str, list], path: Path) -> Path | None:
         if "dis_flow_error_raw" in per_frame:
             lines.append(("DIS vs ground-truth flow (raw)", "dis_flow_error_raw", OTHER_COLOR))
         panels.append(("flow difference (px)", lines))
+    if "seg_accuracy_neural" in per_frame:
+        panels.append(("segmenter pixel accuracy vs label ids (higher = layout kept)",
+                       [("raw", "seg_accuracy_raw", RAW_COLOR), ("neural", "seg_accuracy_neural", NEURAL_COLOR)]))
     panels.append(("mean brightness (0-255)", [("raw", "mean_luma_raw", RAW_COLOR),
                                                 ("neural", "mean_luma_neural", NEURAL_COLOR)]))
     figure, axes = plt.subplots(len(panels), 1, figsize=(9, 2.6 * len(panels)), sharex=True, squeeze=False)

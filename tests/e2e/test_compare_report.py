@@ -47,6 +47,11 @@ def test_compare_writes_metrics_report_and_plots(report):
     assert metrics["warping_error"]["raw"] < metrics["warping_error"]["neural"]
     assert metrics["fid"]["neural_vs_raw"] > 0 and "neural_vs_raw" in metrics["kid"]
     assert {row["name"] for row in metrics["class_colors"]} == {"road", "building", "sky", "car"}
+    # Segmentation consistency with the bundled segmenter, its real-photo ceiling beside it.
+    seg = metrics["segmentation"]
+    assert 0 <= seg["neural"]["pixel_accuracy"] <= 1 and seg["raw"]["frames"] == 5
+    assert seg["ceiling_real_photos"]["sequences"] == ["seq0004"] and seg["ceiling_real_photos"]["miou"] > 0.2
+    assert len(metrics["per_frame"]["seg_accuracy_neural"]) == 5 and "seg mIoU neural" in summary_line
     # Without --real there is one FID/KID pair: the table holds it, and no one-bar chart is drawn.
     assert sorted(path.name for path in (out / "plots").iterdir()) == [
         "class_colors.png", "per_frame.png", "thumbnails.png"]
