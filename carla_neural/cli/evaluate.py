@@ -34,8 +34,10 @@ def builtin_sequences(sequences: int, frames: int, width: int, height: int, seed
 
 
 def evaluate_checkpoint(checkpoint: Path, sequences: list[list], device: str = "auto", fid: bool = True,
-                        inception=None, real_stream=None, progress: bool = True):
-    """(EvalResult, real Inception stream) of one of our checkpoints on held-out sequences."""
+                        inception=None, real_stream=None, progress: bool = True, segmenter=None,
+                        reference_segmentation: dict | None = None):
+    """(EvalResult, real Inception stream) of one of our checkpoints on held-out sequences; with a
+    segmenter, its segmentation consistency too (see evaluate_sequences)."""
     import torch
     from tqdm import tqdm
 
@@ -52,7 +54,8 @@ def evaluate_checkpoint(checkpoint: Path, sequences: list[list], device: str = "
     total = sum(len(s) for s in sequences)
     with tqdm(total=total, desc=f"evaluate {checkpoint.name}", unit="frame", disable=not progress) as bar:
         return evaluate_sequences(sequences, renderer.step, renderer.reset, inception if fid else None,
-                                  real_stream=real_stream, on_frame=lambda: bar.update(1))
+                                  real_stream=real_stream, on_frame=lambda: bar.update(1), segmenter=segmenter,
+                                  reference_segmentation=reference_segmentation)
 
 
 def _checkpoint_folder(value: str) -> Path:
@@ -66,10 +69,15 @@ def _checkpoint_folder(value: str) -> Path:
         raise click.BadParameter(str(err), param_hint="--checkpoint") from None
 
 
-def _format(name: str, result) -> str:
+def _format(name: str, result, reference: str) -> str:
     fid_text = "FID/KID skipped (--no-fid)" if result.fid != result.fid else f"FID {result.fid:.1f}, KID {result.kid:.4f}"
-    return (f"{name}: PSNR {result.psnr_db:.2f} dB, {fid_text}, "
-            f"warping error {result.warping_error * 1000:.3f}e-3 (real frames {result.reference_warping_error * 1000:.3f}e-3), "
+    seg_text = ""
+    if result.segmentation is not None and result.reference_segmentation is not None:
+        mine, ceiling = result.segmentation["miou"], result.reference_segmentation["miou"]
+        seg_text = (f"seg mIoU {mine:.3f} ({reference} {ceiling:.3f}, ratio {mine / ceiling if ceiling else float('nan'):.2f}), "
+                    f"pixel accuracy {result.segmentation['pixel_accuracy']:.3f}, ")
+    return (f"{name}: PSNR {result.psnr_db:.2f} dB, {fid_text}, {seg_text}"
+            f"warping error {result.warping_error * 1000:.3f}e-3 ({reference} {result.reference_warping_error * 1000:.3f}e-3), "
             f"tOF {result.tof:.3f} px on {result.frames} frames of {result.sequences} sequences")
 
 
@@ -93,10 +101,14 @@ def _format(name: str, result) -> str:
               help="Seed of the first built-in-world sequence (keep it away from the training seeds).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--no-fid", is_flag=True, help="Skip FID/KID (InceptionV3 costs ~0.3 s per frame on a CPU).")
+@click.option("--segmenter", default="bundled", show_default=True,
+              help="The segmenter behind segmentation consistency: `bundled` or a folder from `train-segmenter`.")
+@click.option("--no-seg", is_flag=True, help="Skip segmentation consistency (~0.5 s per frame on one CPU thread).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the figures to this JSON file.")
 def command(checkpoints: tuple[str, ...], data: Path | None, world: str, sequences: str | None, frames: int,
-            size: str | None, seed: int, device: str, no_fid: bool, json_path: Path | None) -> None:
+            size: str | None, seed: int, device: str, no_fid: bool, segmenter: str, no_seg: bool,
+            json_path: Path | None) -> None:
     """Measure checkpoints on held-out real sequences (--data) or built-in-world sequences."""
     from renderer.checkpoint import CheckpointError
 
@@ -126,17 +138,29 @@ def command(checkpoints: tuple[str, ...], data: Path | None, world: str, sequenc
             raise click.BadParameter("must be >= 1", param_hint="--sequences")
         held_out = builtin_sequences(count, frames, width, height, seed)
         source = {"world": world, "sequences": count, "seed": seed}
-    figures: dict = {"size": [width, height], **source, "models": {}}
+    seg_model = None
+    if not no_seg:
+        from renderer.segmenter.checkpoint import load_segmenter
+
+        try:
+            seg_model = load_segmenter(segmenter)
+        except CheckpointError as error:
+            raise click.ClickException(str(error)) from None
+    reference = "real frames" if data is not None else "the world's frames"
+    figures: dict = {"size": [width, height], **source, "segmenter": None if no_seg else segmenter, "models": {}}
     real_stream = None
+    reference_segmentation = None
     lines = []
     for value, folder in zip(checkpoints, folders):
         try:
             result, real_stream = evaluate_checkpoint(folder, held_out, device=device, fid=not no_fid,
-                                                      real_stream=real_stream)
+                                                      real_stream=real_stream, segmenter=seg_model,
+                                                      reference_segmentation=reference_segmentation)
         except CheckpointError as error:
             raise click.ClickException(str(error)) from None
+        reference_segmentation = result.reference_segmentation
         figures["models"][value] = {"checkpoint": str(folder), **result.as_dict()}
-        lines.append(_format(value, result))
+        lines.append(_format(value, result, reference))
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(figures, indent=2))

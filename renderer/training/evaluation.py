@@ -60,6 +60,10 @@ class EvalResult:
     sequences: int
     ms_per_frame: float
     per_sequence_psnr: list[float] = field(default_factory=list)
+    # Segmentation consistency (renderer.metrics.segmentation summaries): the segmenter on the
+    # rendered frames, and on the reference frames (real photos: the ceiling) against the same labels.
+    segmentation: dict | None = None
+    reference_segmentation: dict | None = None
 
     def as_dict(self) -> dict[str, float | int | list[float]]:
         return dict(self.__dict__)
@@ -166,14 +170,22 @@ def evaluate_sequences(
     real_stream: InceptionStream | None = None,
     skip_first: int = 2,
     on_frame: Callable[[], None] | None = None,
+    segmenter=None,
+    reference_segmentation: dict | None = None,
 ) -> tuple[EvalResult, InceptionStream | None]:
     """Render every sequence with `step` (after `reset`) and measure it against the references.
 
     The first `skip_first` frames of each sequence (the single-image start) are rendered but not
     scored, so the temporal figures measure the sequential part. `real_stream`, when given, already
-    holds the reference Inception statistics (they are the same for every model).
+    holds the reference Inception statistics (they are the same for every model); likewise
+    `reference_segmentation`, the segmenter's figures on the reference frames. With a `segmenter`
+    (renderer.segmenter), the scored frames are segmented and compared with their input labels.
     """
+    from renderer.metrics.segmentation import SegmentationStream
+
     fake_stream = InceptionStream(inception) if inception is not None else None
+    fake_seg = SegmentationStream(segmenter) if segmenter is not None else None
+    real_seg = SegmentationStream(segmenter) if segmenter is not None and reference_segmentation is None else None
     fill_real = inception is not None and real_stream is None
     if fill_real:
         real_stream = InceptionStream(inception)
@@ -201,6 +213,10 @@ def evaluate_sequences(
                 psnrs.append(value)
                 if fake_stream is not None:
                     fake_stream.add(out)
+                if fake_seg is not None:
+                    fake_seg.add(out, frame.label_ids)
+                if real_seg is not None:
+                    real_seg.add(frame.rgb, frame.label_ids)
                 if fill_real and real_stream is not None:
                     real_stream.add(frame.rgb)
                 if prev_out is not None and prev_frame is not None:
@@ -231,5 +247,7 @@ def evaluate_sequences(
         psnr_db=mean(psnrs), fid=float(fid_value), kid=float(kid_value), warping_error=mean(warps),
         reference_warping_error=mean(ref_warps), tof=mean(tofs), frames=frames, sequences=sequence_count,
         ms_per_frame=1000.0 * render_seconds / max(1, frames + sequence_count * skip_first),
-        per_sequence_psnr=seq_psnr)
+        per_sequence_psnr=seq_psnr,
+        segmentation=fake_seg.summary() if fake_seg is not None else None,
+        reference_segmentation=real_seg.summary() if real_seg is not None else reference_segmentation)
     return result, real_stream

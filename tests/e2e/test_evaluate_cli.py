@@ -53,9 +53,15 @@ def test_evaluate_named_real_sequences_for_two_models(tmp_path, tiny_checkpoint)
     # Both models are measured against the same real frames and their own motion.
     assert tiny["reference_warping_error"] == bundled["reference_warping_error"] > 0
     assert tiny["psnr_db"] != bundled["psnr_db"]
+    # Segmentation consistency: the bundled segmenter on each model's frames and, once, on the photos.
+    assert figures["segmenter"] == "bundled"
+    for model in (tiny, bundled):
+        assert model["segmentation"]["frames"] == 4 and 0 <= model["segmentation"]["miou"] <= 1
+    assert tiny["reference_segmentation"] == bundled["reference_segmentation"]
+    assert tiny["reference_segmentation"]["frames"] == 4
     lines = result.stdout.splitlines()
     assert lines[0].startswith(f"{tiny_checkpoint}: PSNR") and lines[1].startswith("bundled: PSNR")
-    assert "FID/KID skipped (--no-fid)" in lines[0]
+    assert "FID/KID skipped (--no-fid)" in lines[0] and "seg mIoU" in lines[0] and "real frames" in lines[0]
 
 
 def test_evaluate_names_a_missing_sequence(tmp_path, tiny_checkpoint) -> None:

@@ -113,7 +113,7 @@ def test_report_files_and_json_without_nan(tmp_path, run_dir):
     paths = write_report(result, RunFolder(run_dir), tmp_path / "out")
     document = json.loads(paths.metrics_json.read_text())  # strict JSON: NaN would be invalid
     assert document["per_frame"]["warp_raw"][0] is None
-    assert {path.name for path in paths.plots} == {"per_frame.png", "class_colors.png"}
+    assert {path.name for path in paths.plots} == {"per_frame.png", "class_colors.png", "thumbnails.png"}
     html = paths.report_html.read_text()
     video_src = html.split('<video id="side-by-side"')[1].split('src="')[1].split('"')[0]
     assert (paths.report_html.parent / video_src).resolve() == (run_dir / "side_by_side.mp4").resolve()
