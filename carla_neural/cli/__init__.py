@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "dataset": ("carla_neural.cli.dataset", "Export datasets in NVIDIA's vid2vid layout."),
     "train": ("carla_neural.cli.train", "Train or fine-tune a vid2vid generator."),
     "train-bundled": ("carla_neural.cli.train_bundled", "Train the bundled lite model (make model)."),
+    "gap": ("carla_neural.cli.gap", "Label-map gap metrics of a run vs real maps -> gap.json + report.html."),
+    "gap-reference": ("carla_neural.cli.gap_reference", "Make the reference statistics of real label maps."),
     "evaluate": ("carla_neural.cli.evaluate", "PSNR, FID and temporal warping error of a checkpoint."),
 }
 

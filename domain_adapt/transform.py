@@ -1,0 +1,229 @@
+"""Move simulator label maps toward real ones: between remap and the renderer, no training needed.
+
+Three steps, each off when its setting is 0 or empty, all deterministic (no randomness at all, so
+nothing flickers from frame to frame):
+1. class map: labelIds the real maps never hold (ground, static, guard rail, ...) -> the nearest
+   class they do hold (a 256-entry lookup table);
+2. boundary smoothing: a median filter of the labelIds (OpenCV, uint8) rounds polygon corners
+   and stair steps the way a segmenter's blobby predictions are rounded; thin classes (poles,
+   signs, lights) keep their pixels, because a median would erase them;
+3. speck removal: 8-connected regions of the listed classes under `min_region_px` pixels take the
+   label of a wider median around them.
+
+Sizes are set at the analysis size (512x256) and scaled with the frame. The calibrated defaults
+ship in `reference/label_transform.json` (made by `python -m domain_adapt.calibrate`).
+
+Benchmark: `python -m domain_adapt.transform --bench` (ms per 512x256 built-in-world frame).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from carla_neural.remap import CITYSCAPES_BY_ID
+
+log = logging.getLogger(__name__)
+
+CALIBRATED_CONFIG = Path(__file__).parent / "reference" / "label_transform.json"
+ANALYSIS_WIDTH, ANALYSIS_HEIGHT = 512, 256
+# The 19 labelIds of Cityscapes' evaluation: all that the real (predicted) maps hold.
+EVALUATION_IDS = (7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33)
+# Nearest plausible evaluation class of each other labelId, by what the simulator paints there.
+PLAUSIBLE_CLASS = {
+    0: 7,    # unlabeled (CARLA: other, water, unknown) -> road: mostly at ground level
+    1: 7,    # ego vehicle -> road: the real maps label the bonnet as what lies behind it
+    2: 7, 3: 7,  # rectification border, out of roi
+    4: 11,   # static (bus stops, benches, hydrants) -> building
+    5: 11,   # dynamic (bins, carts) -> building
+    6: 8,    # ground (kerbs, verges, parking areas) -> sidewalk
+    9: 7,    # parking -> road
+    10: 7,   # rail track -> road (tram rails lie in the road)
+    14: 13,  # guard rail -> fence
+    15: 11,  # bridge -> building
+    16: 11,  # tunnel -> building
+    18: 17,  # polegroup -> pole
+    29: 26,  # caravan -> car
+    30: 27,  # trailer -> truck
+}
+THIN_CLASSES = (17, 19, 20)  # pole, traffic light, traffic sign
+
+
+class TransformConfigError(ValueError):
+    """A label-transform config that cannot be used; the message names the file and the field."""
+
+
+class LabelTransformConfig(BaseModel):
+    """Settings of the label transform (sizes at 512x256; scaled with the frame)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    class_map: dict[int, int] = Field(default_factory=lambda: dict(PLAUSIBLE_CLASS))
+    median_kernel: int = 0
+    keep_thin: list[int] = Field(default_factory=lambda: list(THIN_CLASSES))
+    min_region_px: int = 0
+    speck_classes: list[int] = Field(default_factory=list)
+
+    @field_validator("class_map")
+    @classmethod
+    def _class_map(cls, value: dict[int, int]) -> dict[int, int]:
+        for source, target in value.items():
+            for label_id in (source, target):
+                if label_id not in CITYSCAPES_BY_ID:
+                    raise ValueError(f"{label_id} is not a Cityscapes labelId (0..{max(CITYSCAPES_BY_ID)})")
+        return value
+
+    @field_validator("keep_thin", "speck_classes")
+    @classmethod
+    def _label_ids(cls, value: list[int]) -> list[int]:
+        unknown = [label_id for label_id in value if label_id not in CITYSCAPES_BY_ID]
+        if unknown:
+            raise ValueError(f"{unknown} are not Cityscapes labelIds (0..{max(CITYSCAPES_BY_ID)})")
+        return value
+
+    @field_validator("median_kernel")
+    @classmethod
+    def _kernel(cls, value: int) -> int:
+        if value not in (0, 1, 3, 5, 7, 9):
+            raise ValueError(f"must be 0 (off) or an odd size 1, 3, 5, 7 or 9 pixels, got {value}")
+        return value
+
+    @field_validator("min_region_px")
+    @classmethod
+    def _min_region(cls, value: int) -> int:
+        if not 0 <= value <= 4096:
+            raise ValueError(f"must be 0 (off) .. 4096 pixels, got {value}")
+        return value
+
+
+def load_transform_config(path: str | Path | None = None) -> LabelTransformConfig:
+    """The config in a JSON file (its "config" object, or the whole file); default: the calibrated one."""
+    path = Path(path) if path is not None else CALIBRATED_CONFIG
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TransformConfigError(f"label transform config {path} does not exist") from None
+    except json.JSONDecodeError as error:
+        raise TransformConfigError(f"label transform config {path} is not JSON ({error})") from None
+    settings = document.get("config", document) if isinstance(document, dict) else document
+    try:
+        return LabelTransformConfig.model_validate(settings)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in first["loc"])
+        raise TransformConfigError(f"label transform config {path}: field {field!r}: {first['msg']}") from None
+
+
+def _odd(value: float) -> int:
+    size = max(1, int(round(value)))
+    return size if size % 2 else size + 1
+
+
+class LabelTransform:
+    """A callable (H, W) uint8 labelIds -> (H, W) uint8 labelIds; `last_ms` is its cost per frame."""
+
+    def __init__(self, config: LabelTransformConfig | None = None) -> None:
+        self.config = config or LabelTransformConfig()
+        self._lut = np.arange(256, dtype=np.uint8)
+        for source, target in self.config.class_map.items():
+            self._lut[source] = target
+        self._thin = np.zeros(256, bool)
+        self._thin[self.config.keep_thin] = True
+        self._speck_ids = np.array(sorted(self.config.speck_classes), np.int64)
+        self._scaled: dict[tuple[int, int], tuple[int, int, int]] = {}
+        self.last_ms = 0.0
+
+    def _sizes(self, height: int, width: int) -> tuple[int, int, int]:
+        # (median kernel, min region px, fill kernel) at this frame size.
+        key = (height, width)
+        if key not in self._scaled:
+            scale = width / ANALYSIS_WIDTH
+            kernel = _odd(self.config.median_kernel * scale) if self.config.median_kernel > 1 else 0
+            min_region = int(round(self.config.min_region_px * (width * height) / (ANALYSIS_WIDTH * ANALYSIS_HEIGHT)))
+            # A k x k median replaces a region of fewer than k^2 / 2 pixels by its surroundings.
+            fill = min(_odd(math.sqrt(2 * min_region) + 1), 255) if min_region else 0
+            self._scaled[key] = (kernel, min_region, fill)
+        return self._scaled[key]
+
+    def __call__(self, label_ids: np.ndarray) -> np.ndarray:
+        """(H, W) uint8 labelIds -> transformed (H, W) uint8 labelIds (a new array)."""
+        started = time.perf_counter()
+        if label_ids.dtype != np.uint8 or label_ids.ndim != 2:
+            raise ValueError(f"label_ids must be (H, W) uint8, got {label_ids.dtype} {label_ids.shape}")
+        height, width = label_ids.shape
+        kernel, min_region, fill = self._sizes(height, width)
+        mapped = cv2.LUT(label_ids, self._lut)
+        out = mapped
+        if kernel:
+            out = cv2.medianBlur(mapped, kernel)
+            thin = self._thin[mapped]
+            out[thin] = mapped[thin]
+        if min_region and len(self._speck_ids):
+            out = self._drop_specks(out, min_region, fill)
+        self.last_ms = 1000 * (time.perf_counter() - started)
+        return out
+
+    def _drop_specks(self, label_ids: np.ndarray, min_region: int, fill: int) -> np.ndarray:
+        present = self._speck_ids[np.bincount(label_ids.ravel(), minlength=256)[self._speck_ids] > 0]
+        speck = None
+        for label_id in present:
+            count, regions, stats, _ = cv2.connectedComponentsWithStats((label_ids == label_id).view(np.uint8),
+                                                                        connectivity=8)
+            small = stats[:, cv2.CC_STAT_AREA] < min_region
+            small[0] = False
+            if small[1:count].any():
+                mask = small[regions]
+                speck = mask if speck is None else speck | mask
+        if speck is None:
+            return label_ids
+        surroundings = cv2.medianBlur(label_ids, fill)
+        label_ids[speck] = surroundings[speck]
+        return label_ids
+
+
+def benchmark(width: int = ANALYSIS_WIDTH, height: int = ANALYSIS_HEIGHT, frames: int = 30,
+              config: LabelTransformConfig | None = None) -> dict[str, float]:
+    """Milliseconds per frame (median, best, worst) of the transform on built-in-world frames."""
+    from carla_neural.remap import Remapper
+    from carla_neural.sources.world import BuiltinWorld, WorldConfig
+
+    remapper = Remapper("0.9.14")
+    with BuiltinWorld(WorldConfig(width=width, height=height, seed=0, sensors=("semantic",))) as world:
+        maps = [remapper.label_ids(world.tick().semantic_bgra) for _ in range(frames)]
+    transform = LabelTransform(config or load_transform_config())
+    transform(maps[0])  # the first call sizes the kernels
+    times = []
+    for label_ids in maps * 3:
+        transform(label_ids)
+        times.append(transform.last_ms)
+    return {"median_ms": float(np.median(times)), "best_ms": float(np.min(times)), "worst_ms": float(np.max(times))}
+
+
+def main() -> None:
+    """`python -m domain_adapt.transform --bench [--threads N]`: the per-frame cost."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--bench", action="store_true", help="time the calibrated transform per frame")
+    parser.add_argument("--threads", type=int, default=1, help="OpenCV threads (default 1)")
+    parser.add_argument("--config", type=Path, default=None, help="transform config JSON (default: calibrated)")
+    args = parser.parse_args()
+    if not args.bench:
+        parser.print_help()
+        return
+    cv2.setNumThreads(args.threads)
+    config = load_transform_config(args.config)
+    for size in ((512, 256), (1024, 512)):
+        figures = benchmark(*size, config=config)
+        print(f"{size[0]}x{size[1]}: " + ", ".join(f"{k} {v:.3f}" for k, v in figures.items()))
+
+
+if __name__ == "__main__":
+    main()
