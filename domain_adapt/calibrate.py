@@ -5,7 +5,7 @@
 - class map: every labelId SIM holds that the reference never holds goes to its plausible class
   (`transform.PLAUSIBLE_CLASS`);
 - speck classes: the classes with more small regions per frame in SIM than in the reference;
-- median kernel and minimum region size: the grid point whose transformed maps score lowest on
+- median kernel, roughening amplitude and minimum region size: the grid point whose transformed maps score lowest on
 
     score = |log(boundary share ratio)| + 10 * |jaggedness difference| + region-size JS
             + sum over classes |small regions/frame sim - ref| / sum ref.
@@ -28,8 +28,9 @@ from domain_adapt.measure import measure_sequences
 from domain_adapt.sequences import find_sequences
 from domain_adapt.transform import CALIBRATED_CONFIG, PLAUSIBLE_CLASS, LabelTransform, LabelTransformConfig
 
-MEDIAN_KERNELS = (0, 3, 5)
-MIN_REGIONS_PX = (0, 8, 16, 32)
+MEDIAN_KERNELS = (0, 3)
+JITTERS_PX = (0.0, 1.0, 2.0, 3.0)
+MIN_REGIONS_PX = (0, 16)
 
 
 def boundary_score(gap: dict[str, Any]) -> float:
@@ -56,17 +57,18 @@ def calibrate(sim: Path, reference_path: Path = DEFAULT_REFERENCE) -> dict[str, 
     speck_classes = sorted(row["label_id"] for row in small.values()
                            if (row["sim"] or 0.0) > (row["reference"] or 0.0) and row["label_id"] in reference_ids)
     grid = []
-    for kernel, min_region in itertools.product(MEDIAN_KERNELS, MIN_REGIONS_PX):
-        config = LabelTransformConfig(class_map=class_map, median_kernel=kernel, min_region_px=min_region,
-                                      speck_classes=speck_classes)
-        transform = LabelTransform(config)
-        document = measure_sequences(sequences, lambda labels, instances, index: transform(labels), progress=False)
+    for kernel, jitter, min_region in itertools.product(MEDIAN_KERNELS, JITTERS_PX, MIN_REGIONS_PX):
+        config = LabelTransformConfig(class_map=class_map, median_kernel=kernel, jitter_px=jitter,
+                                      min_region_px=min_region, speck_classes=speck_classes)
+        document = measure_sequences(sequences, LabelTransform(config), progress=False)
         score = boundary_score(compare(document, reference))
-        grid.append({"median_kernel": kernel, "min_region_px": min_region, "score": round(score, 4)})
-        print(f"median {kernel} min region {min_region}: score {score:.4f}", flush=True)
+        grid.append({"median_kernel": kernel, "jitter_px": jitter, "min_region_px": min_region,
+                     "score": round(score, 4)})
+        print(f"median {kernel} jitter {jitter} min region {min_region}: score {score:.4f}", flush=True)
     best = min(grid, key=lambda row: row["score"])
     config = LabelTransformConfig(class_map=class_map, median_kernel=best["median_kernel"],
-                                  min_region_px=best["min_region_px"], speck_classes=speck_classes)
+                                  jitter_px=best["jitter_px"], min_region_px=best["min_region_px"],
+                                  speck_classes=speck_classes)
     return {
         "config": config.model_dump(),
         "calibration": {"sim": str(sim), "reference": reference.get("origin", {}).get("description", ""),
@@ -86,7 +88,7 @@ def main() -> None:
     result = calibrate(args.sim, args.reference)
     args.out.write_text(json.dumps(result, indent=1), encoding="utf-8")
     config = result["config"]
-    print(f"calibrated: median {config['median_kernel']}, min region {config['min_region_px']} px, "
+    print(f"calibrated: median {config['median_kernel']}, jitter {config['jitter_px']} px, min region {config['min_region_px']} px, "
           f"specks of {config['speck_classes']}, class map {config['class_map']} -> {args.out}")
 
 

@@ -12,8 +12,8 @@ from tqdm import tqdm
 from domain_adapt.sequences import LabelSequence, find_sequences, iter_frames
 from domain_adapt.stats import LabelStatsAccumulator
 
-# (H, W) uint8 labelIds, (H, W) instance ids or None, frame index in its sequence -> new labelIds.
-LabelMapFunction = Callable[[np.ndarray, np.ndarray | None, int], np.ndarray]
+# (H, W) uint8 labelIds -> (H, W) uint8 labelIds, e.g. a `LabelTransform`.
+LabelMapFunction = Callable[[np.ndarray], np.ndarray]
 
 
 def measure_sequences(sequences: list[LabelSequence], transform: LabelMapFunction | None = None,
@@ -24,9 +24,9 @@ def measure_sequences(sequences: list[LabelSequence], transform: LabelMapFunctio
     with tqdm(total=total, desc="measure", unit="frame", disable=not progress) as bar:
         for sequence in sequences:
             accumulator.start_sequence(sequence.name)
-            for index, (label_ids, instance_ids, instance_format) in enumerate(iter_frames(sequence)):
+            for label_ids, instance_ids, instance_format in iter_frames(sequence):
                 if transform is not None:
-                    label_ids = transform(label_ids, instance_ids, index)
+                    label_ids = transform(label_ids)
                 accumulator.add(label_ids, instance_ids, instance_format)
                 bar.update(1)
     return accumulator.finish(origin)

@@ -1,14 +1,21 @@
 """Move simulator label maps toward real ones: between remap and the renderer, no training needed.
 
-Three steps, each off when its setting is 0 or empty, all deterministic (no randomness at all, so
-nothing flickers from frame to frame):
+Four steps, each off when its setting is 0 or empty, all deterministic (the same frame always
+gives the same map):
 1. class map: labelIds the real maps never hold (ground, static, guard rail, ...) -> the nearest
    class they do hold (a 256-entry lookup table);
 2. boundary smoothing: a median filter of the labelIds (OpenCV, uint8) rounds polygon corners
    and stair steps the way a segmenter's blobby predictions are rounded; thin classes (poles,
    signs, lights) keep their pixels, because a median would erase them;
-3. speck removal: 8-connected regions of the listed classes under `min_region_px` pixels take the
+3. boundary roughening: every pixel takes the label a few pixels away along a smooth random
+   displacement field (amplitude `jitter_px`, correlation length `jitter_scale_px`), fixed per
+   image position by `seed`: straight simulator edges wobble like a segmenter's, and interiors
+   stay as they are;
+4. speck removal: 8-connected regions of the listed classes under `min_region_px` pixels take the
    label of a wider median around them.
+
+The real maps of NVIDIA's Cityscapes sample turned out rougher than the simulator's at 512x256
+(jaggedness 1.19 vs 1.10), so the calibration may choose roughening over smoothing.
 
 Sizes are set at the analysis size (512x256) and scaled with the frame. The calibrated defaults
 ship in `reference/label_transform.json` (made by `python -m domain_adapt.calibrate`).
@@ -68,6 +75,9 @@ class LabelTransformConfig(BaseModel):
     class_map: dict[int, int] = Field(default_factory=lambda: dict(PLAUSIBLE_CLASS))
     median_kernel: int = 0
     keep_thin: list[int] = Field(default_factory=lambda: list(THIN_CLASSES))
+    jitter_px: float = 0.0
+    jitter_scale_px: float = 4.0
+    seed: int = 0
     min_region_px: int = 0
     speck_classes: list[int] = Field(default_factory=list)
 
@@ -93,6 +103,20 @@ class LabelTransformConfig(BaseModel):
     def _kernel(cls, value: int) -> int:
         if value not in (0, 1, 3, 5, 7, 9):
             raise ValueError(f"must be 0 (off) or an odd size 1, 3, 5, 7 or 9 pixels, got {value}")
+        return value
+
+    @field_validator("jitter_px")
+    @classmethod
+    def _jitter(cls, value: float) -> float:
+        if not 0.0 <= value <= 8.0:
+            raise ValueError(f"must be 0 (off) .. 8 pixels, got {value}")
+        return value
+
+    @field_validator("jitter_scale_px")
+    @classmethod
+    def _jitter_scale(cls, value: float) -> float:
+        if not 0.5 <= value <= 64.0:
+            raise ValueError(f"must be 0.5 .. 64 pixels, got {value}")
         return value
 
     @field_validator("min_region_px")
@@ -138,7 +162,26 @@ class LabelTransform:
         self._thin[self.config.keep_thin] = True
         self._speck_ids = np.array(sorted(self.config.speck_classes), np.int64)
         self._scaled: dict[tuple[int, int], tuple[int, int, int]] = {}
+        self._jitter_maps: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
         self.last_ms = 0.0
+
+    def _jitter_map(self, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+        # A fixed field per frame size: the same position always moves the same way, so a still
+        # scene stays still and the wobble only travels with the edges.
+        key = (height, width)
+        if key not in self._jitter_maps:
+            scale = width / ANALYSIS_WIDTH
+            rng = np.random.default_rng(self.config.seed)
+            sigma = self.config.jitter_scale_px * scale
+            offsets = []
+            for _ in range(2):
+                noise = cv2.GaussianBlur(rng.standard_normal((height, width)).astype(np.float32), (0, 0), sigma)
+                noise *= self.config.jitter_px * scale / max(float(noise.std()), 1e-6)
+                offsets.append(noise)
+            grid_y, grid_x = np.mgrid[0:height, 0:width].astype(np.float32)
+            self._jitter_maps[key] = cv2.convertMaps(grid_x + offsets[0], grid_y + offsets[1], cv2.CV_16SC2,
+                                                     nninterpolation=True)
+        return self._jitter_maps[key]
 
     def _sizes(self, height: int, width: int) -> tuple[int, int, int]:
         # (median kernel, min region px, fill kernel) at this frame size.
@@ -165,6 +208,14 @@ class LabelTransform:
             out = cv2.medianBlur(mapped, kernel)
             thin = self._thin[mapped]
             out[thin] = mapped[thin]
+        if self.config.jitter_px > 0:
+            map_xy, map_fraction = self._jitter_map(height, width)
+            moved = cv2.remap(out, map_xy, map_fraction, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
+            if self.config.keep_thin:
+                # Moving a 1-px pole by a pixel or two would break it into pieces.
+                thin = self._thin[out]
+                moved[thin] = out[thin]
+            out = moved
         if min_region and len(self._speck_ids):
             out = self._drop_specks(out, min_region, fill)
         self.last_ms = 1000 * (time.perf_counter() - started)

@@ -1,4 +1,4 @@
-"""`carla-neural gap` and `gap-reference`: label-map statistics of a simulator run vs real maps."""
+"""`carla-neural gap`: label-map statistics of a simulator run (or a dataset) vs real maps."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from typing import Any
 
 import click
 
+
 def sequence_names(value: str | None) -> list[str] | None:
+    """'a, b' -> ["a", "b"]; None or empty -> None (all sequences)."""
     return [name.strip() for name in value.split(",") if name.strip()] if value else None
 
 
@@ -54,8 +56,7 @@ def command(sim: Path, reference: Path | None, sequences: str | None, adapt_labe
         origin: dict[str, Any] = {"path": str(sim), "camera": _run_camera(sim)}
         if adapt_labels or transform_config is not None:
             config = load_transform_config(transform_config)
-            label_transform = LabelTransform(config)
-            transform = lambda label_ids, instance_ids, index: label_transform(label_ids)  # noqa: E731
+            transform = LabelTransform(config)
             origin["label_transform"] = config.model_dump()
         sim_doc = measure_sequences(found, transform, origin)
     except (GapInputError, TransformConfigError) as error:

@@ -50,4 +50,4 @@ def command(data: Path, sequences: str, description: str, out: Path) -> None:
     document = measure_sequences(found, origin=origin)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(document), encoding="utf-8")
-    click.echo(f"gap-reference: {document['frames']} frames of {len(found)} sequences -> {out}")
+    click.echo(f"gap-reference: {document['frames']} frames of {len(found)} sequence(s) -> {out}")
