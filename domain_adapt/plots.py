@@ -11,8 +11,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 import numpy as np  # noqa: E402
 
-from carla_neural.compare.plots import NEURAL_COLOR as SIM_COLOR  # noqa: E402
-from carla_neural.compare.plots import RAW_COLOR as REFERENCE_COLOR  # noqa: E402
+SIM_COLOR = "#d62728"
+REFERENCE_COLOR = "#1f77b4"
 
 
 def _save(figure: plt.Figure, path: Path) -> Path:

@@ -7,9 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jinja2
-
-from carla_neural.compare.report import _data_uri, _fmt, _json_safe
+from carla_neural.html_report import data_uri, format_value, json_safe, template_environment
 from domain_adapt.plots import plot_boundaries, plot_classes, plot_objects, plot_temporal, plot_viewpoint
 
 TEMPLATE = "gap_report.html.j2"
@@ -32,9 +30,9 @@ def write_gap_report(gap: dict[str, Any], sim: dict[str, Any], reference: dict[s
     plots_dir = out_dir / "plots"
     plots_dir.mkdir(exist_ok=True)
     gap_json = out_dir / "gap.json"
-    gap_json.write_text(json.dumps(_json_safe(gap), indent=2), encoding="utf-8")
+    gap_json.write_text(json.dumps(json_safe(gap), indent=2), encoding="utf-8")
     sim_stats_json = out_dir / "sim_stats.json"
-    sim_stats_json.write_text(json.dumps(_json_safe(sim)), encoding="utf-8")
+    sim_stats_json.write_text(json.dumps(json_safe(sim)), encoding="utf-8")
     figures = {
         "classes": plot_classes(gap, plots_dir / "classes.png"),
         "boundaries": plot_boundaries(gap, plots_dir / "boundaries.png"),
@@ -42,13 +40,8 @@ def write_gap_report(gap: dict[str, Any], sim: dict[str, Any], reference: dict[s
         "viewpoint": plot_viewpoint(gap, sim, reference, plots_dir / "viewpoint.png"),
         "temporal": plot_temporal(sim, reference, plots_dir / "temporal.png"),
     }
-    environment = jinja2.Environment(
-        loader=jinja2.PackageLoader("domain_adapt", "templates"),
-        autoescape=jinja2.select_autoescape(["html", "j2"]),
-        undefined=jinja2.StrictUndefined,
-    )
-    html = environment.get_template(TEMPLATE).render(
-        gap=gap, figures={name: _data_uri(path) for name, path in figures.items()}, fmt=_fmt)
+    html = template_environment("domain_adapt").get_template(TEMPLATE).render(
+        gap=gap, figures={name: data_uri(path) for name, path in figures.items()}, fmt=format_value)
     report_html = out_dir / "report.html"
     report_html.write_text(html, encoding="utf-8")
     return GapReportPaths(gap_json, sim_stats_json, report_html, list(figures.values()))

@@ -14,8 +14,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from renderer.training.datasets import IMAGE_SUFFIXES
-
+# Label and instance maps must be lossless; a JPEG of ids would hold ids that were never drawn.
+MAP_SUFFIXES = (".png",)
 PHASES = ("train", "test")
 
 
@@ -36,7 +36,7 @@ class LabelSequence:
 
 
 def _images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in MAP_SUFFIXES)
 
 
 def _run_folder(run: Path) -> LabelSequence:

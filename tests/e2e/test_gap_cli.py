@@ -144,6 +144,6 @@ def test_held_out_real_sequence_is_close_to_the_shipped_reference(tmp_path):
     completed = carla_neural("gap", str(DATA), "--sequences", "train_A/seq0004", "--out", str(out))
     assert completed.returncode == 0, completed.stderr
     gap = json.loads((out / "gap.json").read_text())
-    assert gap["classes"]["only_in_sim"] == [] and gap["classes"]["js_divergence"] < 0.05
+    assert gap["classes"]["only_in_sim"] == [] and gap["classes"]["js_divergence"] < 0.1
     assert abs(gap["viewpoint"]["horizon_row"]["difference_rows"]) < 15
     assert gap["viewpoint"]["hood_rows"]["sim"] == 0
