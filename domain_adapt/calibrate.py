@@ -2,7 +2,7 @@
 
 `python -m domain_adapt.calibrate SIM [--out domain_adapt/reference/label_transform.json]`
 
-- class map: every labelId SIM holds that the reference never holds goes to its plausible class
+- class map: every labelId the reference never holds goes to its plausible class
   (`transform.PLAUSIBLE_CLASS`);
 - speck classes: the classes with more small regions per frame in SIM than in the reference;
 - median kernel, roughening amplitude and minimum region size: the grid point whose transformed maps score lowest on
@@ -51,8 +51,8 @@ def calibrate(sim: Path, reference_path: Path = DEFAULT_REFERENCE) -> dict[str, 
     sequences = find_sequences(sim)
     plain = measure_sequences(sequences, progress=False)
     reference_ids = {int(k) for k in reference["class_pixels"]}
-    class_map = {int(k): PLAUSIBLE_CLASS[int(k)] for k in plain["class_pixels"]
-                 if int(k) not in reference_ids and int(k) in PLAUSIBLE_CLASS}
+    # Every class the reference lacks, not only those in SIM: CARLA towns hold more than the built-in world.
+    class_map = {source: target for source, target in PLAUSIBLE_CLASS.items() if source not in reference_ids}
     small = compare(plain, reference)["boundaries"]["small_regions_per_class"]
     speck_classes = sorted(row["label_id"] for row in small.values()
                            if (row["sim"] or 0.0) > (row["reference"] or 0.0) and row["label_id"] in reference_ids)

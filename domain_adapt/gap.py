@@ -159,20 +159,29 @@ def viewpoint_advice(sim: dict[str, Any], reference: dict[str, Any], sim_origin:
     fov = sim_origin.get("camera", {}).get("fov")
     if sim["horizon_row"] is not None and reference["horizon_row"] is not None:
         rows = sim["horizon_row"] - reference["horizon_row"]
-        direction = "below" if rows > 0 else "above"
-        parts.append(f"the horizon sits {abs(rows):.0f} rows {direction} the reference's "
-                     f"({sim['horizon_row']:.0f} vs {reference['horizon_row']:.0f} of {ANALYSIS_SIZE[1]})")
-        if fov:
-            change = pitch_for_horizon(reference["horizon_row"], fov) - pitch_for_horizon(sim["horizon_row"], fov)
-            parts.append(f"at fov {fov:g} that is a pitch change of {change:+.1f} degrees")
+        if abs(rows) < 1:
+            parts.append(f"the horizon matches the reference's (row {reference['horizon_row']:.0f} of "
+                         f"{ANALYSIS_SIZE[1]})")
+        else:
+            direction = "below" if rows > 0 else "above"
+            parts.append(f"the horizon sits {abs(rows):.0f} rows {direction} the reference's "
+                         f"({sim['horizon_row']:.0f} vs {reference['horizon_row']:.0f} of {ANALYSIS_SIZE[1]})")
+            if fov:
+                change = pitch_for_horizon(reference["horizon_row"], fov) - pitch_for_horizon(sim["horizon_row"], fov)
+                parts.append(f"at fov {fov:g} that is a pitch change of {change:+.1f} degrees")
     if sim["hood_rows"] is not None and sim["hood_rows"] > (reference["hood_rows"] or 0) + 2:
         parts.append(f"the ego bonnet fills the bottom {sim['hood_rows']:.0f} rows (reference: "
                      f"{reference['hood_rows'] or 0:.0f}); the real maps label the bonnet as road")
     if mount_fit:
         best = mount_fit["best"]
-        parts.append(f"the mount that matched the reference best in the built-in world is "
-                     f"'{mount_fit['mount']}' (height {best['z']} m, pitch {best['pitch']} deg, fov {best['fov']} deg): "
-                     f"use `mount: {mount_fit['mount']}` and `fov: {best['fov']}` in the scenario's cameras")
+        camera = sim_origin.get("camera", {})
+        fitted = (f"'{mount_fit['mount']}' (x {best['x']} m, height {best['z']} m, pitch {best['pitch']} deg, "
+                  f"fov {best['fov']} deg)")
+        if camera.get("mount") == mount_fit["mount"] and camera.get("fov") == best["fov"]:
+            parts.append(f"this run uses the fitted mount {fitted}")
+        else:
+            parts.append(f"the mount that matched the reference best in the built-in world is {fitted}: "
+                         f"use `mount: {mount_fit['mount']}` and `fov: {best['fov']}` in the scenario's cameras")
     return "; ".join(parts) + "." if parts else "no viewpoint figures (no road in the frames)."
 
 

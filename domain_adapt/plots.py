@@ -67,7 +67,8 @@ def plot_objects(gap: dict[str, Any], sim: dict[str, Any], reference: dict[str, 
                           linewidth=2, label=key)
         axis.set_xscale("log", base=2)
         axis.set_xlabel("area (px at 512x256)")
-        axis.set_title(f"{name} sizes (JS {gap['objects']['size'][name]['js_divergence']})", fontsize=10)
+        divergence = gap["objects"]["size"][name]["js_divergence"]
+        axis.set_title(f"{name} sizes (JS {'n/a' if divergence is None else divergence})", fontsize=10)
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
     return _save(figure, path)

@@ -125,16 +125,14 @@ def test_adapt_labels_renders_the_transformed_maps(tmp_path: Path, nvidia_folder
     adapted = render(labels_dir, tmp_path / "adapted", "--adapt-labels")
     assert adapted.returncode == 0, adapted.stderr
     assert "label transform" in adapted.stdout and "ms/frame" in adapted.stdout
+    # The by-hand maps differ from the inputs (ground became sidewalk), so equal frames mean the
+    # renderer got the transformed maps.
     assert render(by_hand.parent, tmp_path / "reference").returncode == 0
-    plain = render(labels_dir, tmp_path / "plain")
-    assert plain.returncode == 0
     for name in sorted(p.name for p in (labels_dir / "seq").iterdir()):
         ours = cv2.imread(str(tmp_path / "adapted" / "seq" / name))
         assert np.array_equal(ours, cv2.imread(str(tmp_path / "reference" / "seq" / name)))
-    assert not np.array_equal(cv2.imread(str(tmp_path / "adapted" / "seq" / name)),
-                              cv2.imread(str(tmp_path / "plain" / "seq" / name)))
     bad = tmp_path / "bad.json"
     bad.write_text('{"median_kernel": 2}')
     failed = render(labels_dir, tmp_path / "bad", "--transform-config", str(bad))
     assert failed.returncode == 1 and str(bad) in failed.stderr and "'median_kernel'" in failed.stderr
-    assert "Traceback" not in failed.stderr
+    assert "Traceback" not in failed.stderr and not (tmp_path / "bad").exists()
