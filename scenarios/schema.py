@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from carla_neural.sources.carla_session import check_seed
+from carla_neural.sources.camera_mounts import MOUNT_FOV_DEG
 from carla_neural.sources.carla_source import CARLA_WEATHER_PRESETS, SENSOR_BLUEPRINTS
 
 class ScenarioError(ValueError):
@@ -246,11 +247,19 @@ class Cameras(StrictModel):
 
     width: int = 512
     height: int = 256
+    # Default: the mount's own field of view (MOUNT_FOV_DEG), else 90.
     fov: float = 90.0
-    mount: Literal["hood", "chase", "roof", "bumper"] = "hood"
+    mount: Literal["hood", "chase", "roof", "bumper", "cityscapes"] = "hood"
     # Overrides `mount` when given.
     transform: CameraTransform | None = None
     sensors: list[Literal["semantic", "instance", "rgb", "flow", "depth"]] = list(SENSOR_BLUEPRINTS)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _mount_fov(cls, values: Any) -> Any:
+        if isinstance(values, dict) and "fov" not in values and values.get("mount") in MOUNT_FOV_DEG:
+            return {**values, "fov": MOUNT_FOV_DEG[values["mount"]]}
+        return values
 
     @field_validator("width", "height")
     @classmethod

@@ -36,8 +36,13 @@ def parse_size(size: str | None) -> tuple[int, int] | None:
               "the input size.")
 @click.option("--engine", default="torch", show_default=True, help="Renderer engine.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ...")
+@click.option("--adapt-labels/--no-adapt-labels", default=False, show_default=True,
+              help="Pass every label map through the label transform (domain_adapt.transform: classes the "
+                   "real maps lack, boundary smoothing, specks) before rendering.")
+@click.option("--transform-config", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Label transform config JSON (default: the calibrated one); implies --adapt-labels.")
 def command(checkpoint: str, labels_dir: Path, instances_dir: Path | None, single_g: Path | None, out: Path,
-            size: str | None, engine: str, device: str) -> None:
+            size: str | None, engine: str, device: str, adapt_labels: bool, transform_config: Path | None) -> None:
     """Render label PNGs to RGB PNGs with the same names: one per input frame, first ones included."""
     import cv2
     from tqdm import tqdm
@@ -62,6 +67,14 @@ def command(checkpoint: str, labels_dir: Path, instances_dir: Path | None, singl
         raise click.ClickException(str(error)) from None
     if (note := describe_skipped(skipped)) is not None:
         click.echo(note, err=True)
+    label_transform = None
+    if adapt_labels or transform_config is not None:
+        from domain_adapt.transform import LabelTransform, TransformConfigError, load_transform_config
+
+        try:
+            label_transform = LabelTransform(load_transform_config(transform_config))
+        except TransformConfigError as error:
+            raise click.ClickException(str(error)) from None
     try:
         renderer = load_renderer(checkpoint, engine=engine, device=device, size=working_size, single_g=single_g)
     except (CheckpointError, ValueError) as error:
@@ -75,6 +88,7 @@ def command(checkpoint: str, labels_dir: Path, instances_dir: Path | None, singl
     total = sum(len(sequence.frames) for sequence in sequences)
     started = time.perf_counter()
     written = 0
+    transform_ms = 0.0
     with tqdm(total=total, desc="render", unit="frame") as bar:
         for sequence in sequences:
             renderer.reset()
@@ -82,6 +96,9 @@ def command(checkpoint: str, labels_dir: Path, instances_dir: Path | None, singl
             target.mkdir(parents=True, exist_ok=True)
             for index, frame in enumerate(sequence.frames):
                 label_ids = read_ids(frame, "label")
+                if label_transform is not None:
+                    label_ids = label_transform(label_ids.astype("uint8", copy=False))
+                    transform_ms += label_transform.last_ms
                 instance_ids = None
                 if sequence.instances is not None:
                     instance_ids = read_ids(sequence.instances[index], "instance").astype("int64")
@@ -96,5 +113,6 @@ def command(checkpoint: str, labels_dir: Path, instances_dir: Path | None, singl
                 bar.update(1)
     seconds = time.perf_counter() - started
     width, height = renderer.size or (0, 0)
+    adapted = f", label transform {transform_ms / max(written, 1):.2f} ms/frame" if label_transform else ""
     click.echo(f"rendered {written} frames in {len(sequences)} sequence(s) at {width}x{height} "
-               f"({1000 * seconds / max(written, 1):.0f} ms/frame, engine {engine}) -> {out}")
+               f"({1000 * seconds / max(written, 1):.0f} ms/frame, engine {engine}{adapted}) -> {out}")

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import base64
 import json
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import jinja2
 
 from carla_neural.compare.compute import CompareResult
 from carla_neural.compare.plots import plot_class_colors, plot_fid_kid, plot_per_frame, write_thumbnails
 from carla_neural.compare.run_folder import RunFolder
+from carla_neural.html_report import data_uri as _data_uri
+from carla_neural.html_report import format_value as _fmt
+from carla_neural.html_report import json_safe as _json_safe
+from carla_neural.html_report import template_environment
 
 TEMPLATE = "compare_report.html.j2"
 
@@ -28,42 +27,11 @@ class ReportPaths:
     plots: list[Path]
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(item) for item in value]
-    return value
-
-
 def write_metrics_json(result: CompareResult, path: Path) -> Path:
     """metrics.json: the summary metrics plus every per-frame series (NaN written as null)."""
     document = {**result.metrics, "per_frame": result.per_frame}
     path.write_text(json.dumps(_json_safe(document), indent=2), encoding="utf-8")
     return path
-
-
-def _data_uri(png: Path) -> str:
-    return "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode("ascii")
-
-
-def template_environment() -> jinja2.Environment:
-    """The jinja2 environment of carla_neural/templates (autoescaped, strict about undefined names)."""
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("carla_neural", "templates"),
-        autoescape=jinja2.select_autoescape(["html", "j2"]),
-        undefined=jinja2.StrictUndefined,
-    )
-
-
-def _fmt(value: Any, digits: int = 4) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "n/a"
-    if isinstance(value, float):
-        return f"{value:.{digits}g}"
-    return str(value)
 
 
 def write_report(result: CompareResult, run: RunFolder, out_dir: Path) -> ReportPaths:
@@ -83,7 +51,7 @@ def write_report(result: CompareResult, run: RunFolder, out_dir: Path) -> Report
     if run.has_video("side_by_side"):
         # Relative, so the report and the run folder can move together.
         video = os.path.relpath(run.path / "side_by_side.mp4", out_dir)
-    html = template_environment().get_template(TEMPLATE).render(
+    html = template_environment("carla_neural").get_template(TEMPLATE).render(
         metrics=result.metrics,
         run_info=run.info,
         figures={name: _data_uri(path) for name, path in figures.items() if path is not None},

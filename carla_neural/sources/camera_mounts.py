@@ -25,7 +25,14 @@ CAMERA_MOUNTS: dict[str, CameraMount] = {
     "chase": CameraMount(x=-6.5, z=2.9, pitch=-12.0),
     "roof": CameraMount(x=-0.2, z=2.2, pitch=-6.0),
     "bumper": CameraMount(x=2.45, z=0.65, pitch=0.0),
+    # Fitted to the viewpoint of the real Cityscapes maps (horizon row, road and sky share per row,
+    # no bonnet in view) by `python -m domain_adapt.fit_mount`; see docs/domain_adapt.md.
+    "cityscapes": CameraMount(x=1.8, z=1.2, pitch=-2.0),
 }
+
+# The horizontal field of view a mount is meant for, where it needs its own (scenarios use it
+# when they name the mount and set no fov); Cityscapes' camera saw about 50 degrees.
+MOUNT_FOV_DEG: dict[str, float] = {"cityscapes": 50.0}
 
 
 def camera_mount(name: str) -> CameraMount:

@@ -65,7 +65,7 @@ def headline_figures(metrics: dict[str, Any]) -> dict[str, float | None]:
 
 def write_summary(sweep: Sweep, sweep_file: Path, outcome: SweepOutcome, out_dir: Path) -> tuple[Path, Path]:
     """Write DIR/sweep.json and DIR/index.html; returns their paths."""
-    from carla_neural.compare.report import template_environment
+    from carla_neural.html_report import template_environment
     from carla_neural.recorder import write_json
 
     rows = [cell_row(result, out_dir) for result in outcome.results]
@@ -86,7 +86,7 @@ def write_summary(sweep: Sweep, sweep_file: Path, outcome: SweepOutcome, out_dir
     sweep_json = out_dir / "sweep.json"
     write_json(sweep_json, document)
     figure_names = [name for name in FIGURE_LABELS if any(name in (row["compare"] or {}) for row in rows)]
-    html = template_environment().get_template(TEMPLATE).render(
+    html = template_environment("carla_neural").get_template(TEMPLATE).render(
         sweep=document, rows=rows, axes=list(sweep.axes), figure_names=figure_names, labels=FIGURE_LABELS,
         fmt=_fmt)
     index_html = out_dir / "index.html"

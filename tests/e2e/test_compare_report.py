@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,10 +14,6 @@ import pytest
 
 from carla_neural.compare.plots import NEURAL_COLOR, RAW_COLOR
 from carla_neural.compare.synthetic import write_synthetic_run
-
-CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")
-                 if shutil.which(name)), None)
-needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="needs chromium (apt-get install chromium)")
 
 
 def carla_neural(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
@@ -69,36 +64,22 @@ def test_missing_inputs_fail_with_the_file_and_the_fix(tmp_path):
     assert bad.returncode == 2 and "speed" in bad.stderr and "warp,tof,fid,color" in bad.stderr
 
 
-def _chromium(*args: str, user_dir: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                           f"--user-data-dir={user_dir}", *args], capture_output=True, text=True, timeout=90)
-
-
-def _pixels_near(image_rgb: np.ndarray, hex_colour: str, tolerance: int = 12) -> int:
-    target = np.array([int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)])
-    return int((np.abs(image_rgb.astype(int) - target).max(axis=-1) <= tolerance).sum())
-
-
-@needs_chromium
-def test_report_renders_with_its_plots_in_headless_chromium(report, tmp_path):
+def test_report_renders_with_its_plots_in_headless_chromium(report, tmp_path, chromium, pixels_near):
     _, out, _ = report
     shot = tmp_path / "report.png"
-    completed = _chromium("--window-size=1000,3600", f"--screenshot={shot}",
-                          (out / "report.html").as_uri(), user_dir=tmp_path / "profile")
+    completed = chromium("--window-size=1000,3600", f"--screenshot={shot}", (out / "report.html").as_uri())
     assert shot.is_file(), completed.stderr[-2000:]
     image = cv2.cvtColor(cv2.imread(str(shot)), cv2.COLOR_BGR2RGB)
     # The plots draw raw in blue and neural in red; an empty or broken image would show neither.
-    assert _pixels_near(image, RAW_COLOR) > 500
-    assert _pixels_near(image, NEURAL_COLOR) > 500
+    assert pixels_near(image, RAW_COLOR) > 500
+    assert pixels_near(image, NEURAL_COLOR) > 500
     # Three images: two plots and the frame thumbnails.
-    dom = _chromium("--virtual-time-budget=3000", "--dump-dom", (out / "report.html").as_uri(),
-                    user_dir=tmp_path / "profile").stdout
+    dom = chromium("--virtual-time-budget=3000", "--dump-dom", (out / "report.html").as_uri()).stdout
     for plot_id in ("plot-per-frame", "plot-class-colors", "thumbnails"):
         assert f'id="{plot_id}"' in dom
 
 
-@needs_chromium
-def test_side_by_side_video_of_the_report_plays_in_chromium(report, tmp_path):
+def test_side_by_side_video_of_the_report_plays_in_chromium(report, tmp_path, chromium):
     run, out, _ = report
     html = (out / "report.html").read_text()
     video_src = html.split('<video id="side-by-side"')[1].split('src="')[1].split('"')[0]
@@ -108,5 +89,5 @@ def test_side_by_side_video_of_the_report_plays_in_chromium(report, tmp_path):
         "const v=document.getElementById('v'), o=document.getElementById('o');"
         "v.onloadeddata=()=>{o.textContent='loaded '+v.videoWidth+'x'+v.videoHeight};"
         "v.onerror=()=>{o.textContent='error '+v.error.code};</script>")
-    dom = _chromium("--virtual-time-budget=5000", "--dump-dom", probe.as_uri(), user_dir=tmp_path / "profile").stdout
+    dom = chromium("--virtual-time-budget=5000", "--dump-dom", probe.as_uri()).stdout
     assert "loaded 384x64" in dom, dom[-500:]  # raw | labels | neural, 128 x 64 each

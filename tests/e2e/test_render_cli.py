@@ -100,3 +100,39 @@ def test_render_reports_bad_inputs_clearly(tmp_path: Path, nvidia_folder: Path) 
     )
     assert result.returncode != 0
     assert "label id 255 is outside 0..34" in result.stderr
+
+
+def test_adapt_labels_renders_the_transformed_maps(tmp_path: Path, nvidia_folder: Path) -> None:
+    from domain_adapt.transform import LabelTransform, load_transform_config
+
+    labels_dir, _ = write_test_a(tmp_path / "sim", {"seq": 3})
+    for path in (labels_dir / "seq").iterdir():
+        labels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        labels[-6:, :] = 6  # ground, which the real maps never hold
+        cv2.imwrite(str(path), labels)
+    # The same maps transformed here, to render without the option.
+    transform = LabelTransform(load_transform_config())
+    by_hand = tmp_path / "by_hand" / "seq"
+    by_hand.mkdir(parents=True)
+    for path in sorted((labels_dir / "seq").iterdir()):
+        cv2.imwrite(str(by_hand / path.name), transform(cv2.imread(str(path), cv2.IMREAD_UNCHANGED)))
+
+    def render(labels: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*CLI, "render", "--checkpoint", str(nvidia_folder), "--labels", str(labels),
+                               "--out", str(out), "--device", "cpu", *extra],
+                              capture_output=True, text=True, timeout=120)
+
+    adapted = render(labels_dir, tmp_path / "adapted", "--adapt-labels")
+    assert adapted.returncode == 0, adapted.stderr
+    assert "label transform" in adapted.stdout and "ms/frame" in adapted.stdout
+    # The by-hand maps differ from the inputs (ground became sidewalk), so equal frames mean the
+    # renderer got the transformed maps.
+    assert render(by_hand.parent, tmp_path / "reference").returncode == 0
+    for name in sorted(p.name for p in (labels_dir / "seq").iterdir()):
+        ours = cv2.imread(str(tmp_path / "adapted" / "seq" / name))
+        assert np.array_equal(ours, cv2.imread(str(tmp_path / "reference" / "seq" / name)))
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"median_kernel": 2}')
+    failed = render(labels_dir, tmp_path / "bad", "--transform-config", str(bad))
+    assert failed.returncode == 1 and str(bad) in failed.stderr and "'median_kernel'" in failed.stderr
+    assert "Traceback" not in failed.stderr and not (tmp_path / "bad").exists()

@@ -28,7 +28,7 @@ from carla_neural.sources.world.actors import (
     vehicle_parts,
     walker_parts,
 )
-from carla_neural.sources.world.camera import MOUNTS, Camera, mounted_camera
+from carla_neural.sources.world.camera import MOUNTS, Camera, Mount, mounted_camera
 from carla_neural.sources.world.layout import LAYOUTS, Layout, build_layout, resample_polyline
 from carla_neural.sources.world.raster import DrawBoxes, backward_flow, box_corners, rasterize, semantic_and_instance
 from carla_neural.sources.world.shading import Shader
@@ -337,6 +337,10 @@ class BuiltinWorld(Source):
         if name not in MOUNTS:
             raise ValueError(f"unknown camera mount {name!r}: choose one of {', '.join(MOUNTS)}")
         self._mount, self._mount_name = MOUNTS[name], name
+
+    def place_camera(self, mount: Mount) -> None:
+        """Move the cameras to an explicit mount (e.g. a candidate while fitting one); named "custom"."""
+        self._mount, self._mount_name = mount, "custom"
 
     @property
     def weather(self) -> str:

@@ -24,6 +24,7 @@ MOUNTS: dict[str, Mount] = {
     "chase": Mount(-6.5, 0.0, 2.9, -12.0),
     "roof": Mount(-0.2, 0.0, 2.2, -6.0),
     "bumper": Mount(2.45, 0.0, 0.65, 0.0),
+    "cityscapes": Mount(1.8, 0.0, 1.2, -2.0),
 }
 
 
