@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from carla_neural.cli.options import threads_option
+
 
 def _parse_metrics(value: str) -> tuple[str, ...]:
     from carla_neural.compare import ALL_METRICS
@@ -34,9 +36,14 @@ def _parse_metrics(value: str) -> tuple[str, ...]:
 @click.option("--dis-preset", type=click.Choice(["ultrafast", "fast", "medium"]), default="fast",
               show_default=True, help="OpenCV DIS optical-flow preset for tOF.")
 @click.option("--device", default="cpu", show_default=True, help="Torch device for InceptionV3 (cpu, cuda).")
+@threads_option
 def command(run: Path, real_dir: Path | None, out_dir: Path | None, metrics: str, fid_stride: int,
-            fid_max_frames: int, max_real: int | None, dis_preset: str, device: str) -> None:
+            fid_max_frames: int, max_real: int | None, dis_preset: str, device: str, threads: int | None) -> None:
     """Compare raw and neural frames of the run folder RUN (from `carla-neural record`)."""
+    if "fid" in metrics:  # InceptionV3 is the only torch compare runs
+        from renderer.cpus import set_torch_threads
+
+        set_torch_threads(threads)
     from tqdm import tqdm
 
     from carla_neural.compare import CompareOptions, RunFolder, RunFolderError, compare_run, write_report

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from carla_neural.cli.options import WxH, threads_option
+
 
 def builtin_sequences(sequences: int, frames: int, width: int, height: int, seed: int, warmup: int = 5,
                       layout: str | None = None) -> list[list]:
@@ -62,20 +64,21 @@ def evaluate_checkpoint(checkpoint: Path, sequences: list[list], device: str = "
               help="Where the held-out sequences come from.")
 @click.option("--sequences", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--frames", type=click.IntRange(min=4), default=24, show_default=True, help="Frames per sequence.")
-@click.option("--size", default="256x128", show_default=True, help="WIDTHxHEIGHT of the held-out frames.")
+@click.option("--size", type=WxH(), default="256x128", show_default=True, help="WIDTHxHEIGHT of the held-out frames.")
 @click.option("--seed", type=int, default=1000, show_default=True,
               help="Seed of the first held-out sequence (keep it away from the training seeds).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--no-fid", is_flag=True, help="Skip FID/KID (InceptionV3 costs ~0.3 s per frame on a CPU).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the figures to this JSON file.")
-def command(checkpoint: Path, world: str, sequences: int, frames: int, size: str, seed: int, device: str,
-            no_fid: bool, json_path: Path | None) -> None:
+@threads_option
+def command(checkpoint: Path, world: str, sequences: int, frames: int, size: tuple[int, int], seed: int,
+            device: str, no_fid: bool, json_path: Path | None, threads: int | None) -> None:
     """Measure a checkpoint on held-out built-in-world sequences."""
-    try:
-        width, height = (int(v) for v in size.lower().split("x"))
-    except ValueError:
-        raise click.BadParameter(f"{size!r} is not WIDTHxHEIGHT", param_hint="--size") from None
+    from renderer.cpus import set_torch_threads
+
+    set_torch_threads(threads)
+    width, height = size
     held_out = builtin_sequences(sequences, frames, width, height, seed)
     result, _ = evaluate_checkpoint(checkpoint, held_out, device=device, fid=not no_fid)
     figures = {"checkpoint": str(checkpoint), "world": world, "size": [width, height], "seed": seed,

@@ -141,6 +141,8 @@ class CarlaSource(Source):
         self.client, self.client_version, self.server_version = connect(
             carla, config.host, config.port, config.timeout_s
         )
+        self.sensors = tuple(config.camera.sensors)
+        self.tag_scheme = _tag_scheme_of(self.server_version)
         self.world = (
             load_map(self.client, config.map_name, config.timeout_s)
             if config.map_name else self.client.get_world()
@@ -321,7 +323,7 @@ class CarlaSource(Source):
             rgb_bgra=bgra("rgb"),
             depth_bgra=bgra("depth"),
             flow=flow_image_to_array(measurements["flow"]) if "flow" in measurements else None,
-            tag_scheme="0.9.14",
+            tag_scheme=self.tag_scheme,
             ego=self._ego_state(),
         )
         frame.timings_ms["world"] = (time.perf_counter() - started) * 1000.0
@@ -389,3 +391,14 @@ class CarlaSource(Source):
             # A dead server should cost seconds at exit, not a full timeout per step.
             client.set_timeout(min(self.config.timeout_s, 5.0))
         self._teardown.run()
+
+
+def _tag_scheme_of(server_version: str) -> str:
+    """The tag scheme the server's semantic camera uses; 0.9.14's where its version is unreadable."""
+    from carla_neural.remap_tables import resolve_scheme
+
+    try:
+        return resolve_scheme(server_version)
+    except ValueError:
+        log.warning("cannot read the CARLA server version %r; assuming tag scheme 0.9.14", server_version)
+        return "0.9.14"

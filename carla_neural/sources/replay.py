@@ -120,7 +120,7 @@ class ReplaySource(Source):
             instance_bgra=instance,
             rgb_bgra=rgb_to_bgra(cv2.cvtColor(raw, cv2.COLOR_BGR2RGB)) if raw is not None else None,
             flow=flow,
-            tag_scheme="0.9.14",
+            tag_scheme=self.tag_scheme,
         )
         frame.timings_ms["world"] = (time.perf_counter() - started) * 1000.0
         return frame

@@ -131,6 +131,7 @@ class BuiltinWorld(Source):
                                  f"{', '.join(WorldConfig.field_names())}")
             config = replace(config, **overrides)
         self.config = config
+        self.sensors = tuple(config.sensors)
         started = time.perf_counter()
         self.layout: Layout = build_layout(config.layout, config.seed, config.blocks, config.ground_resolution_m)
         self._weather = get_weather(config.weather)
@@ -524,6 +525,6 @@ class BuiltinWorld(Source):
             rgb_bgra=rgb_bgra,
             depth_bgra=depth_bgra,
             flow=flow,
-            tag_scheme="0.9.14",
+            tag_scheme=self.tag_scheme,
             ego=ego_state,
         )
