@@ -72,6 +72,11 @@ class FrameRecord:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def png_path(run_dir: str | Path, kind: str, frame_id: int) -> Path:
+    """Where a run folder keeps one PNG frame: frames/<kind>/<frame_id:06d>.png."""
+    return Path(run_dir) / "frames" / kind / f"{frame_id:06d}.png"
+
+
 def frame_record(frame: Frame, *, raw: np.ndarray | None, labels: np.ndarray | None,
                  neural: np.ndarray | None, label_ids: np.ndarray | None, instance_ids: np.ndarray | None,
                  flow: bool) -> FrameRecord:
@@ -251,7 +256,7 @@ class Recorder:
         self._closed = False
         self._error: BaseException | None = None
         for kind in self.config.png:
-            (self.out_dir / "frames" / kind).mkdir(parents=True, exist_ok=True)
+            png_path(self.out_dir, kind, 0).parent.mkdir(parents=True, exist_ok=True)
         self.run_info = {
             **dict(run_info or {}),
             "fps": self.config.fps,
@@ -367,12 +372,10 @@ class Recorder:
     def _write_pngs(self, record: FrameRecord) -> None:
         if not self.config.png:
             return
-        stem = f"{record.frame_id:06d}.png"
-        folder = self.out_dir / "frames"
         # Compression level 1: PNG stays lossless and writes several times faster than the default.
         fast = [cv2.IMWRITE_PNG_COMPRESSION, 1]
         for kind in self.config.png:
-            path = folder / kind / stem
+            path = png_path(self.out_dir, kind, record.frame_id)
             if kind in ("raw", "neural"):
                 rgb = getattr(record, kind)
                 if rgb is not None:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from carla_neural.backends import ClientBackend, InProcessBackend, RenderBackend
 from carla_neural.pipeline import Mode, Pipeline, PipelineConfig, Presented
 from carla_neural.sources.base import Source
+from carla_neural.sources.replay import ReplaySource
 
 if TYPE_CHECKING:
     from carla_neural.sources.carla_source import CarlaConfig
@@ -189,7 +190,7 @@ def open_run(spec: RunSpec, summary_extra: Mapping[str, Any] | None = None) -> I
         _open_backend(run, stack)
         run.source, run.source_text = stack.enter_context(open_source(spec.source))
         run.step_s = source_step_s(run.source, spec.step_s)
-        if hasattr(run.source, "__len__"):  # a replay holds so many frames and no more
+        if isinstance(run.source, ReplaySource):  # it holds so many frames and no more
             run.total_frames = min(spec.frames or len(run.source), len(run.source))
         if spec.display is not None:
             _open_view(run, stack)

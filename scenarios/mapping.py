@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from carla_neural.sources.camera_mounts import CAMERA_MOUNTS, CameraMount
 from scenarios.schema import Scenario, ScenarioError, WeatherParameters

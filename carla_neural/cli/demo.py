@@ -90,7 +90,8 @@ def command(frame_count: int, size: tuple[int, int], checkpoint: str, headless: 
         record=RecordSpec(out_dir, png=png),
         # On a screen, play no faster than real time; headless, as fast as it goes.
         max_fps=None if headless else 1.0 / FIXED_DELTA_S,
-        run_info={"seed": seed, "device": device},
+        run_info={"source": "builtin", "seed": seed, "checkpoint": checkpoint_path, "engine": engine,
+                  "device": device},
     )
     split = plan_split() if cpu_split else None  # the one open_run makes: same CPUs, same answer
     click.echo(f"demo: starting the render worker ({checkpoint}, {engine}, {device}"

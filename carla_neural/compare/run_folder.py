@@ -15,7 +15,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from carla_neural.recorder import read_frames_jsonl
+from carla_neural.recorder import png_path, read_frames_jsonl
 from carla_neural.sources.encoding import read_flow_png
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ class RunFolder:
 
     def png_path(self, kind: str, frame_id: int) -> Path:
         """Path of one PNG frame: frames/<kind>/<frame_id:06d>.png."""
-        return self.path / "frames" / kind / f"{frame_id:06d}.png"
+        return png_path(self.path, kind, frame_id)
 
     def has_png(self, kind: str) -> bool:
         """True when frames/<kind>/ holds a PNG for the first and the last frame."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import math
 import random
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -300,7 +299,6 @@ class CarlaSource(Source):
 
     def tick(self) -> Frame:
         """Advance one fixed step; return its frame (raises SensorTimeout naming silent sensors)."""
-        started = time.perf_counter()
         try:
             frame_id = self.world.tick(self.config.timeout_s)
         except RuntimeError as error:
@@ -315,7 +313,7 @@ class CarlaSource(Source):
         def bgra(name: str) -> Any:
             return image_to_bgra(measurements[name]) if name in measurements else None
 
-        frame = Frame(
+        return Frame(
             frame_id=frame_id,
             sim_time=float(semantic.timestamp),
             semantic_bgra=image_to_bgra(semantic),
@@ -326,8 +324,6 @@ class CarlaSource(Source):
             tag_scheme=self.tag_scheme,
             ego=self._ego_state(),
         )
-        frame.timings_ms["world"] = (time.perf_counter() - started) * 1000.0
-        return frame
 
     def _ego_state(self) -> EgoState:
         transform = self.ego.get_transform()

@@ -22,6 +22,7 @@ from torch.utils.data import Dataset
 
 from renderer.edges import instance_edges
 from renderer.flow_png import read_flow_png
+from renderer.resize import resize_nearest
 from renderer.training.flow import FlowCache, resize_flow
 
 log = logging.getLogger(__name__)
@@ -248,8 +249,8 @@ class ClipDataset(Dataset):
             flow_px, valid = self._flow(seq, frame_index, k, prev_rgb_native, rgb)
             prev_rgb_native = rgb
             if (out_w, out_h) != (width, height):
-                label_ids = cv2.resize(label_ids, (out_w, out_h), interpolation=cv2.INTER_NEAREST)
-                instance_ids = cv2.resize(instance_ids, (out_w, out_h), interpolation=cv2.INTER_NEAREST)
+                label_ids = resize_nearest(label_ids, out_w, out_h)
+                instance_ids = resize_nearest(instance_ids, out_w, out_h)
                 rgb = cv2.resize(rgb, (out_w, out_h), interpolation=cv2.INTER_AREA)
                 flow_px = resize_flow(flow_px, out_w, out_h)
             window = (slice(y0, y0 + crop_h), slice(x0, x0 + crop_w))

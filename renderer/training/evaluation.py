@@ -116,24 +116,6 @@ class SequenceRenderer:
         return to_uint8_rgb(image)
 
 
-def render_with(step: Callable[[np.ndarray, np.ndarray], np.ndarray], size: tuple[int, int]):
-    """Adapt a renderer's `step` to a working size (width, height): labels resized nearest, output back."""
-    import cv2
-
-    width, height = size
-
-    def wrapped(label_ids: np.ndarray, instance_ids: np.ndarray) -> np.ndarray:
-        in_h, in_w = label_ids.shape
-        if (in_w, in_h) == (width, height):
-            return step(label_ids, instance_ids)
-        small_labels = cv2.resize(label_ids, (width, height), interpolation=cv2.INTER_NEAREST)
-        small_inst = cv2.resize(instance_ids.astype(np.int32), (width, height), interpolation=cv2.INTER_NEAREST)
-        rgb = step(small_labels, small_inst)
-        return cv2.resize(rgb, (in_w, in_h), interpolation=cv2.INTER_LINEAR)
-
-    return wrapped
-
-
 def evaluate_sequences(
     sequences: Iterable[list[EvalFrame]],
     step: Callable[[np.ndarray, np.ndarray], np.ndarray],

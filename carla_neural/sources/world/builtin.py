@@ -340,7 +340,6 @@ class BuiltinWorld(Source):
     def tick(self) -> Frame:
         if self._closed:
             raise RuntimeError("this BuiltinWorld is closed; create a new one")
-        started = time.perf_counter()
         dt = FIXED_DELTA_S
         for actor in self.actors:
             actor.remember()
@@ -348,9 +347,7 @@ class BuiltinWorld(Source):
         self._step_walkers(dt)
         self._step_ego(dt)
         self._frame_id += 1
-        frame = self.render()
-        frame.timings_ms["world"] = 1000.0 * (time.perf_counter() - started)
-        return frame
+        return self.render()
 
     # ------------------------------------------------------------------------------------------
     # simulation
