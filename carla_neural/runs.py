@@ -281,7 +281,6 @@ def _open_recorder(run: Run) -> Any:
 def source_step_s(source: Source, default_s: float) -> float:
     """Simulated seconds per frame of an open source: the built-in world's fixed step, a replay's
     recorded rate, else `default_s` (CARLA's fixed_delta_s)."""
-    from carla_neural.sources.replay import ReplaySource
     from carla_neural.sources.world import builtin
 
     if isinstance(source, ReplaySource):
@@ -315,8 +314,6 @@ def open_source(spec: SourceSpec) -> Iterator[tuple[Source, str]]:
         text = (f"builtin world ({config.layout}, seed {config.seed}, {config.weather}, "
                 f"{config.vehicles} vehicles, {config.walkers} walkers)")
     else:
-        from carla_neural.sources.replay import ReplaySource
-
         assert spec.replay_dir is not None
         source = ReplaySource(spec.replay_dir)
         text = f"replay of {spec.replay_dir} ({len(source)} frames)"

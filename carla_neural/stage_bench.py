@@ -38,6 +38,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from renderer.sizes import parse_size
 
 log = logging.getLogger(__name__)
 
@@ -210,8 +211,6 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         parser.error(f"--sizes: {error}")
     import torch
-
-    from renderer.sizes import parse_size
 
     results = {
         "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),

@@ -8,11 +8,14 @@ import logging
 import signal
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from carla_neural.cli.options import threads_option
+
+if TYPE_CHECKING:
+    from carla_neural.runs import BackendSpec
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +77,7 @@ def cpu_split_option(command: Command) -> Command:
 
 
 def backend_spec(checkpoint: str | None, engine: str | None, device: str, worker_endpoint: str | None,
-                 cpu_split: bool, threads: int | None) -> Any:
+                 cpu_split: bool, threads: int | None) -> "BackendSpec":
     """The BackendSpec of --checkpoint, --engine, --device, --worker, --cpu-split and --threads."""
     from carla_neural.runs import BackendSpec
 
