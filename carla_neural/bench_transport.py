@@ -95,7 +95,7 @@ def bench_echo(width: int, height: int, zero_copy: bool, frames: int) -> dict[st
 
 def bench_worker(checkpoint: str, width: int, height: int, frames: int, device: str) -> dict[str, Any]:
     """Round trips through the real worker; overhead = round trip - the worker's render time."""
-    from carla_neural.render_client import WorkerSupervisor
+    from carla_neural.worker_supervisor import WorkerSupervisor
 
     rng = np.random.default_rng(0)
     label_ids = rng.integers(0, 34, (height, width), dtype=np.uint8)

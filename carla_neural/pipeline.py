@@ -1,4 +1,9 @@
-"""source -> remap -> renderer -> display and recorder, with per-stage timing on every frame.
+"""source -> remap -> renderer -> view and recorder, with per-stage timing on every frame.
+
+The pipeline moves frames and times them; nothing else. What the frames come from (a Source),
+what renders them (a RenderBackend, carla_neural.backends), where they are shown (a view such as
+carla_neural.display.live.LiveView, which also turns keys into source control) and where they
+are written (a Recorder) are handed to it by the run assembly (carla_neural.runs).
 
 Two modes:
 
@@ -17,18 +22,12 @@ behind the one before; only for frames whose reply the main thread waited for, a
 came in earlier has no known arrival time), render (the worker's render time), display (draw +
 keyboard), record_queue (hand-off to the recorder thread; the recorder adds "record", its encode
 time), frame (the main loop's period for this frame).
-
-The renderer sits behind `RenderBackend`: `ClientBackend` wraps the ZeroMQ `RenderClient`
-(worker process; frames in flight queue in the worker), `InProcessBackend` wraps a
-`SequentialRenderer` (benchmarks, no worker; frames in flight queue for a render thread).
 """
 
 from __future__ import annotations
 
 import collections
 import logging
-import queue
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -36,11 +35,13 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from carla_neural.display import Action, Display, HudInfo, InputState
-from carla_neural.recorder import FrameRecord, Recorder, timing_statistics
+from carla_neural.backends import Rendered, RenderBackend
+from carla_neural.display.keys import InputState
+from carla_neural.display.live import Shown
+from carla_neural.recorder import Recorder, frame_record, timing_statistics
 from carla_neural.remap import Remapper, colorize_label_ids
 from carla_neural.sources.base import Frame, Source
-from carla_neural.sources.encoding import backward_flow_px, bgra_to_rgb
+from carla_neural.sources.encoding import bgra_to_rgb
 
 log = logging.getLogger(__name__)
 
@@ -48,125 +49,11 @@ Mode = Literal["lockstep", "latest"]
 MODES = ("lockstep", "latest")
 
 
-@dataclass
-class Rendered:
-    """One rendered frame: (H, W, 3) uint8 RGB and what it cost."""
+class View(Protocol):
+    """Where the pipeline shows frames (carla_neural.display.live.LiveView)."""
 
-    frame_id: int
-    rgb: np.ndarray
-    round_trip_ms: float
-    # The renderer's own time when the worker reports it; else None (all counted as render).
-    worker_ms: float | None = None
-    # The round trip's own cost (see RenderResult.transport_ms); None where unknown or in-process.
-    transport_ms: float | None = None
-
-
-class RenderBackend(Protocol):
-    """What the pipeline needs of a renderer, in-process or behind a worker."""
-
-    def render(self, label_ids: np.ndarray, instance_ids: np.ndarray | None, frame_id: int) -> Rendered:
-        """Render one frame and wait for it (lock-step)."""
-
-    def send(self, label_ids: np.ndarray, instance_ids: np.ndarray | None, frame_id: int) -> None:
-        """Lock-step with frames in flight: start a frame; `receive()` returns frames in the order sent."""
-
-    def receive(self) -> Rendered:
-        """The oldest frame sent and not yet received, waiting for it."""
-
-    def submit(self, label_ids: np.ndarray, instance_ids: np.ndarray | None, frame_id: int) -> None:
-        """Hand a frame over without waiting (latest-wins)."""
-
-    def latest(self) -> Rendered | None:
-        """The newest rendered frame not returned before, or None."""
-
-    def state(self) -> str:
-        """A word for the HUD: ready, rendering, restarting, ..."""
-
-    def close(self) -> None:
-        """Release the renderer or the connection."""
-
-
-class InProcessBackend:
-    """A `SequentialRenderer` (anything with `step(label_ids, instance_ids)`) in this process;
-    frames sent in lock-step render on a thread of their own."""
-
-    def __init__(self, renderer: Any):
-        self.renderer = renderer
-        self._latest: Rendered | None = None
-        self._thread: _RenderThread | None = None
-
-    def render(self, label_ids: np.ndarray, instance_ids: np.ndarray | None, frame_id: int) -> Rendered:
-        start = time.perf_counter()
-        rgb = self.renderer.step(label_ids, instance_ids)
-        elapsed_ms = (time.perf_counter() - start) * 1e3
-        return Rendered(frame_id, rgb, elapsed_ms, elapsed_ms)
-
-    def send(self, label_ids: np.ndarray, instance_ids: np.ndarray | None, frame_id: int) -> None:
-        if self._thread is None:
-            self._thread = _RenderThread(self)
-        self._thread.submit(label_ids, instance_ids, frame_id)
-
-    def receive(self) -> Rendered:
-        if self._thread is None:
-            raise RuntimeError("no frame in flight: send() one first")
-        return self._thread.result()
-
-    def submit(self, label_ids: np.ndarray, instance_ids: np.ndarray | None, frame_id: int) -> None:
-        # In-process there is nothing to overlap with: render now, hand it out on latest().
-        self._latest = self.render(label_ids, instance_ids, frame_id)
-
-    def latest(self) -> Rendered | None:
-        result, self._latest = self._latest, None
-        return result
-
-    def state(self) -> str:
-        return "in-process"
-
-    def close(self) -> None:
-        if self._thread is not None:
-            self._thread.close()
-            self._thread = None
-
-
-class ClientBackend:
-    """The ZeroMQ `RenderClient` (carla_neural.render_client) as a pipeline backend."""
-
-    def __init__(self, client: Any):
-        self.client = client
-        self._last_latest_id: int | None = None
-
-    def render(self, label_ids: np.ndarray, instance_ids: np.ndarray | None, frame_id: int) -> Rendered:
-        start = time.perf_counter()
-        rgb = self.client.render(frame_id, label_ids, instance_ids)
-        round_trip_ms = (time.perf_counter() - start) * 1e3
-        result = self.client.last_result
-        worker_ms = float(result.render_ms) if result is not None else None
-        transport_ms = result.transport_ms if result is not None else None
-        return Rendered(frame_id, rgb, round_trip_ms, worker_ms, transport_ms)
-
-    def send(self, label_ids: np.ndarray, instance_ids: np.ndarray | None, frame_id: int) -> None:
-        self.client.send(frame_id, label_ids, instance_ids)
-
-    def receive(self) -> Rendered:
-        result = self.client.receive()
-        return Rendered(result.frame_id, result.rgb, float(result.latency_ms), float(result.render_ms),
-                        result.transport_ms)
-
-    def submit(self, label_ids: np.ndarray, instance_ids: np.ndarray | None, frame_id: int) -> None:
-        self.client.submit(frame_id, label_ids, instance_ids)
-
-    def latest(self) -> Rendered | None:
-        result = self.client.latest()
-        if result is None or result.frame_id == self._last_latest_id:
-            return None
-        self._last_latest_id = result.frame_id
-        return Rendered(result.frame_id, result.rgb, float(result.latency_ms), float(result.render_ms))
-
-    def state(self) -> str:
-        return str(getattr(self.client, "state", "connected"))
-
-    def close(self) -> None:
-        self.client.close()
+    def show(self, shown: Shown) -> InputState | None:
+        """Show one frame; the keys read meanwhile (quit stops the run)."""
 
 
 @dataclass
@@ -218,7 +105,6 @@ class PipelineConfig:
     send_instances: bool = True
     record_flow: bool = False
     max_fps: float | None = None
-    rate_window: int = 30
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -230,91 +116,33 @@ class PipelineConfig:
             raise ValueError(f"max_fps must be positive or None, got {self.max_fps}")
 
 
-class _Rate:
-    """Events per second over the last `window` events."""
-
-    def __init__(self, window: int):
-        self._times: collections.deque[float] = collections.deque(maxlen=max(2, window))
-
-    def tick(self, now: float | None = None) -> None:
-        self._times.append(time.perf_counter() if now is None else now)
-
-    @property
-    def per_second(self) -> float | None:
-        if len(self._times) < 2 or self._times[-1] <= self._times[0]:
-            return None
-        return (len(self._times) - 1) / (self._times[-1] - self._times[0])
-
-
-class _RenderThread:
-    """Runs backend.render() off the main thread, jobs in the order submitted, results in order."""
-
-    def __init__(self, backend: RenderBackend):
-        self._backend = backend
-        self._jobs: queue.Queue[tuple[np.ndarray, np.ndarray | None, int] | None] = queue.Queue()
-        self._results: queue.Queue[Rendered | BaseException] = queue.Queue()
-        self._thread = threading.Thread(target=self._loop, name="render", daemon=True)
-        self._thread.start()
-
-    def _loop(self) -> None:
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            label_ids, instance_ids, frame_id = job
-            try:
-                result: Rendered | BaseException = self._backend.render(label_ids, instance_ids, frame_id)
-            except BaseException as error:  # handed to the main thread, which raises it
-                result = error
-            self._results.put(result)
-
-    def submit(self, label_ids: np.ndarray, instance_ids: np.ndarray | None, frame_id: int) -> None:
-        self._jobs.put((label_ids, instance_ids, frame_id))
-
-    def result(self) -> Rendered:
-        result = self._results.get()
-        if isinstance(result, BaseException):
-            raise result
-        return result
-
-    def close(self) -> None:
-        self._jobs.put(None)
-        self._thread.join(timeout=60)
-
-
 class Pipeline:
-    """Drives frames from a source through remap and renderer to a display and a recorder.
+    """Drives frames from a source through remap and renderer to a view and a recorder.
 
-    display and recorder are optional. `run()` returns a summary (frames, fps, per-stage
-    timing statistics). The caller owns source, backend, display and recorder and closes them.
+    view and recorder are optional. `run()` returns a summary (frames, fps, per-stage timing
+    statistics). The caller owns source, backend, view and recorder and closes them.
     """
 
     def __init__(
         self,
         source: Source,
         backend: RenderBackend,
-        display: Display | None = None,
+        view: View | None = None,
         recorder: Recorder | None = None,
         config: PipelineConfig | None = None,
     ):
         self.source = source
         self.backend = backend
-        self.display = display
+        self.view = view
         self.recorder = recorder
         self.config = config or PipelineConfig()
         self._remappers: dict[str, Remapper] = {}
         self._stage_samples: dict[str, list[float]] = collections.defaultdict(list)
         self._paired_ms: list[tuple[float, float]] = []  # (frame period, render) of frames with both
-        self._sim_rate = _Rate(self.config.rate_window)
-        self._render_rate = _Rate(self.config.rate_window)
         self._latency_ms: float | None = None
+        self._newest: Rendered | None = None  # latest-wins: the newest render so far
         self._last_present: float | None = None
-        self._autopilot = display.keyboard.autopilot if display is not None else True
-        presets = list(source.weather_presets)
-        current = _current_weather(source)
-        self._weather_index = presets.index(current) if current in presets else 0
         self._stopped = False
-        self._warned: set[str] = set()
         self.frames_presented = 0
         self._run_start = 0
         self._wall_s = 0.0
@@ -346,7 +174,6 @@ class Pipeline:
         done = time.perf_counter()
         frame.timings_ms["world"] = (ticked - start) * 1e3
         frame.timings_ms["remap"] = (done - ticked) * 1e3
-        self._sim_rate.tick(done)
         return Prepared(frame, label_ids, instance_ids, raw_rgb, label_rgb, done)
 
     def _account_render(self, prepared: Prepared, result: Rendered, wait_ms: float) -> None:
@@ -356,21 +183,19 @@ class Pipeline:
         if result.transport_ms is not None:
             timings["transport"] = result.transport_ms
         self._latency_ms = (time.perf_counter() - prepared.acquired_at) * 1e3
-        self._render_rate.tick()
 
-    def _present(self, prepared: Prepared, neural_rgb: np.ndarray | None) -> InputState | None:
+    def _present(self, prepared: Prepared, neural_rgb: np.ndarray | None,
+                 rendered: bool = True) -> InputState | None:
         frame = prepared.frame
         timings = frame.timings_ms
         state = None
-        if self.display is not None:
+        if self.view is not None:
             start = time.perf_counter()
-            self.display.show(
-                {"raw": prepared.raw_rgb, "labels": prepared.label_rgb, "neural": neural_rgb},
-                self.hud(frame.frame_id),
-            )
-            state = self.display.poll()
+            state = self.view.show(Shown(frame, prepared.raw_rgb, prepared.label_rgb, neural_rgb, rendered,
+                                         self._latency_ms, self.backend.state(), self.config.mode))
             timings["display"] = (time.perf_counter() - start) * 1e3
-            self._apply_input(state)
+            if state is not None and state.quit:
+                self._stopped = True
         now = time.perf_counter()
         if self.config.max_fps is not None and self._last_present is not None:
             due = self._last_present + 1.0 / self.config.max_fps
@@ -382,21 +207,9 @@ class Pipeline:
         self._last_present = now
         if self.recorder is not None:
             start = time.perf_counter()
-            flow_px = None
-            if self.config.record_flow and frame.flow is not None:
-                flow_px = backward_flow_px(frame.flow)
-            self.recorder.write(FrameRecord(
-                frame_id=frame.frame_id,
-                sim_time=frame.sim_time,
-                timings_ms=dict(timings),
-                raw=prepared.raw_rgb,
-                labels=prepared.label_rgb,
-                neural=neural_rgb,
-                label_ids=prepared.label_ids,
-                instance_ids=prepared.instance_ids,
-                flow_px=flow_px,
-                extra=_ego_fields(frame),
-            ))
+            self.recorder.write(frame_record(frame, raw=prepared.raw_rgb, labels=prepared.label_rgb,
+                                             neural=neural_rgb, label_ids=prepared.label_ids,
+                                             instance_ids=prepared.instance_ids, flow=self.config.record_flow))
             timings["record_queue"] = (time.perf_counter() - start) * 1e3
         for stage, ms in timings.items():
             self._stage_samples[stage].append(ms)
@@ -404,49 +217,6 @@ class Pipeline:
             self._paired_ms.append((timings["frame"], timings["render"]))
         self.frames_presented += 1
         return state
-
-    def hud(self, frame_id: int | None) -> HudInfo:
-        """The HUD's numbers now."""
-        return HudInfo(
-            sim_fps=self._sim_rate.per_second,
-            render_fps=self._render_rate.per_second,
-            latency_ms=self._latency_ms,
-            frame_id=frame_id,
-            worker_state=self.backend.state(),
-            extra={
-                "mode": self.config.mode,
-                "autopilot": "on" if self._autopilot else "off",
-                **({"weather": weather} if (weather := _current_weather(self.source)) else {}),
-            },
-        )
-
-    def _apply_input(self, state: InputState) -> None:
-        """Turn keys into source calls: autopilot, manual control, weather; Esc stops the run."""
-        if state.quit:
-            self._stopped = True
-        try:
-            if state.autopilot != self._autopilot:
-                self.source.set_autopilot(state.autopilot)
-                self._autopilot = state.autopilot
-            if not self._autopilot:
-                self.source.apply_control(state.control)
-            presets = self.source.weather_presets
-            for action in state.actions:
-                if action is Action.NEXT_CAMERA:
-                    next_mount = getattr(self.source, "next_mount", None)
-                    if next_mount is None:
-                        raise NotImplementedError(f"{type(self.source).__name__} has one camera position")
-                    next_mount()
-                if presets and action in (Action.NEXT_WEATHER, Action.PREVIOUS_WEATHER):
-                    step = 1 if action is Action.NEXT_WEATHER else -1
-                    self._weather_index = (self._weather_index + step) % len(presets)
-                    self.source.set_weather(presets[self._weather_index])
-        except NotImplementedError as error:
-            # A source without autopilot, weather or mounts: say so once, not every frame.
-            self._autopilot = state.autopilot
-            if str(error) not in self._warned:
-                self._warned.add(str(error))
-                log.warning("%s", error)
 
     def stop(self) -> None:
         """Ask `run()` to stop after the frame in hand."""
@@ -518,7 +288,8 @@ class Pipeline:
             self._callback(on_frame, oldest, result.rgb, state)
 
     def _run_latest(self, max_frames: int | None, on_frame: Any) -> None:
-        newest: Rendered | None = None
+        # The newest image stays on screen from one run() to the next until a newer one comes.
+        newest = self._newest
         while not self._done(self._presented_this_run, max_frames):
             prepared = self._acquire()
             start = time.perf_counter()
@@ -526,13 +297,12 @@ class Pipeline:
             result = self.backend.latest()
             prepared.frame.timings_ms["submit"] = (time.perf_counter() - start) * 1e3
             if result is not None:
-                newest = result
-                self._render_rate.tick()
+                newest = self._newest = result
                 self._latency_ms = result.round_trip_ms or self._latency_ms
                 if result.worker_ms is not None:
                     prepared.frame.timings_ms["render"] = result.worker_ms
             neural = newest.rgb if newest is not None else None
-            state = self._present(prepared, neural)
+            state = self._present(prepared, neural, rendered=result is not None)
             self._callback(on_frame, prepared, neural, state)
 
     def summary(self, wall_s: float | None = None) -> dict[str, Any]:
@@ -557,28 +327,6 @@ class Pipeline:
         if unknown_tags:
             summary["unknown_tags_px"] = {str(tag): count for tag, count in sorted(unknown_tags.items())}
         return summary
-
-
-def _current_weather(source: Source) -> str | None:
-    """The source's weather preset name, or None for sources without weather."""
-    try:
-        return str(source.weather)
-    except (AttributeError, NotImplementedError):
-        return None
-
-
-def _ego_fields(frame: Frame) -> dict[str, Any]:
-    """The ego vehicle's state for frames.jsonl (position m, yaw deg, speed m/s, control)."""
-    ego = frame.ego
-    if ego is None:
-        return {}
-    control = ego.control
-    return {"ego": {
-        "x": round(ego.x, 3), "y": round(ego.y, 3), "z": round(ego.z, 3),
-        "yaw_deg": round(ego.yaw_deg, 2), "speed_mps": round(ego.speed_mps, 3), "autopilot": ego.autopilot,
-        "throttle": control.throttle, "steer": control.steer, "brake": control.brake,
-        "hand_brake": control.hand_brake, "reverse": control.reverse,
-    }}
 
 
 def overhead(pairs: Sequence[tuple[float, float]]) -> dict[str, Any]:

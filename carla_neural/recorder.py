@@ -35,7 +35,8 @@ import av
 import cv2
 import numpy as np
 
-from carla_neural.sources.encoding import write_flow_png
+from carla_neural.sources.base import Frame
+from carla_neural.sources.encoding import backward_flow_px, write_flow_png
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,36 @@ class FrameRecord:
     instance_ids: np.ndarray | None = None
     flow_px: np.ndarray | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def png_path(run_dir: str | Path, kind: str, frame_id: int) -> Path:
+    """Where a run folder keeps one PNG frame: frames/<kind>/<frame_id:06d>.png."""
+    return Path(run_dir) / "frames" / kind / f"{frame_id:06d}.png"
+
+
+def frame_record(frame: Frame, *, raw: np.ndarray | None, labels: np.ndarray | None,
+                 neural: np.ndarray | None, label_ids: np.ndarray | None, instance_ids: np.ndarray | None,
+                 flow: bool) -> FrameRecord:
+    """The recorder's row for one frame: its images, timings and ego state (frames.jsonl's `ego`);
+    with `flow`, the frame's CARLA flow as backward flow in pixels for the flow PNGs."""
+    flow_px = backward_flow_px(frame.flow) if flow and frame.flow is not None else None
+    return FrameRecord(frame_id=frame.frame_id, sim_time=frame.sim_time, timings_ms=dict(frame.timings_ms),
+                       raw=raw, labels=labels, neural=neural, label_ids=label_ids, instance_ids=instance_ids,
+                       flow_px=flow_px, extra=_ego_fields(frame))
+
+
+def _ego_fields(frame: Frame) -> dict[str, Any]:
+    """The ego vehicle's state for frames.jsonl (position m, yaw deg, speed m/s, control)."""
+    ego = frame.ego
+    if ego is None:
+        return {}
+    control = ego.control
+    return {"ego": {
+        "x": round(ego.x, 3), "y": round(ego.y, 3), "z": round(ego.z, 3),
+        "yaw_deg": round(ego.yaw_deg, 2), "speed_mps": round(ego.speed_mps, 3), "autopilot": ego.autopilot,
+        "throttle": control.throttle, "steer": control.steer, "brake": control.brake,
+        "hand_brake": control.hand_brake, "reverse": control.reverse,
+    }}
 
 
 @dataclass
@@ -225,7 +256,7 @@ class Recorder:
         self._closed = False
         self._error: BaseException | None = None
         for kind in self.config.png:
-            (self.out_dir / "frames" / kind).mkdir(parents=True, exist_ok=True)
+            png_path(self.out_dir, kind, 0).parent.mkdir(parents=True, exist_ok=True)
         self.run_info = {
             **dict(run_info or {}),
             "fps": self.config.fps,
@@ -247,11 +278,6 @@ class Recorder:
         if self.config.side_by_side:
             names.append(SIDE_BY_SIDE)
         return names
-
-    @property
-    def frames_written(self) -> int:
-        """Frames encoded so far (the writer thread may lag behind `write()` calls)."""
-        return self._frames_written
 
     def write(self, record: FrameRecord) -> None:
         """Queue one frame for writing; raises RecorderError if the writer thread failed."""
@@ -346,12 +372,10 @@ class Recorder:
     def _write_pngs(self, record: FrameRecord) -> None:
         if not self.config.png:
             return
-        stem = f"{record.frame_id:06d}.png"
-        folder = self.out_dir / "frames"
         # Compression level 1: PNG stays lossless and writes several times faster than the default.
         fast = [cv2.IMWRITE_PNG_COMPRESSION, 1]
         for kind in self.config.png:
-            path = folder / kind / stem
+            path = png_path(self.out_dir, kind, record.frame_id)
             if kind in ("raw", "neural"):
                 rgb = getattr(record, kind)
                 if rgb is not None:
@@ -434,11 +458,19 @@ def _json_default(value: Any) -> Any:
 
 
 def read_frames_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """Lines of a frames.jsonl; a torn last line (a kill mid-write) is skipped."""
-    lines = []
-    for text in Path(path).read_text(encoding="utf-8").splitlines():
+    """The lines of a frames.jsonl, in order; the one reader of that file.
+
+    A killed recorder may leave a half-written last line: reading stops at the first line that is
+    not JSON (with a warning), and the frames before it stand.
+    """
+    lines: list[dict[str, Any]] = []
+    for number, text in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not text.strip():
+            continue
         try:
             lines.append(json.loads(text))
         except json.JSONDecodeError:
-            log.warning("%s: skipping a torn line", path)
+            log.warning("%s line %d is not JSON (torn by a kill?); using the %d frames before it",
+                        path, number, len(lines))
+            break
     return lines

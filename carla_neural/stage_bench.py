@@ -38,6 +38,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from renderer.sizes import parse_size
 
 log = logging.getLogger(__name__)
 
@@ -86,19 +87,18 @@ def bench_size(width: int, height: int, checkpoint: str, device: str, frames: in
                e2e_frames: int, cpu_split: bool = True) -> dict[str, Any]:
     """All stage figures at one size."""
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    from carla_neural.backends import InProcessBackend
     from carla_neural.display import Display
-    from carla_neural.pipeline import ClientBackend, InProcessBackend, Pipeline, PipelineConfig
     from carla_neural.recorder import FrameRecord, Recorder, RecorderConfig
     from carla_neural.remap import Remapper, colorize_label_ids
+    from carla_neural.runs import BackendSpec, DisplaySpec, RecordSpec, RunSpec, demo_world, open_run
     from carla_neural.sources.encoding import bgra_to_rgb
     from carla_neural.sources.world import BuiltinWorld, WorldConfig
-    from carla_neural.worker_supervisor import WorkerSupervisor
-    from carla_neural.cli.demo import _world_config
-    from carla_neural.cpu_split import pinned, plan_split, worker_cpu_options
     from renderer.loading import load_renderer
 
     result: dict[str, Any] = {"size": f"{width}x{height}"}
-    with BuiltinWorld(_world_config(WorldConfig, width, height, 0)) as world:
+    demo_config = demo_world(width, height, 0).world
+    with BuiltinWorld(demo_config) as world:
         world_frames = []
         result["world_ms"] = _median_ms(lambda _: world_frames.append(world.tick()), frames)
     with BuiltinWorld(WorldConfig(width=width, height=height, seed=0)) as world:
@@ -139,45 +139,40 @@ def bench_size(width: int, height: int, checkpoint: str, device: str, frames: in
     result["render_ms"] = _render_median_ms(backend, world_frames, remapper, render_frames)
     result["renderer_alone_fps"] = round(1000.0 / result["render_ms"], 3)
     del renderer, backend
-    split = plan_split() if cpu_split else None
-    result["cpu_split"] = split.describe() if split else None
     labelled = [(remapper.label_ids(step.semantic_bgra), remapper.instance_ids(step.instance_bgra))
                 for step in world_frames]
 
-    with pinned(split.pipeline if split else None), tempfile.TemporaryDirectory() as folder, \
-            WorkerSupervisor(checkpoint, device=device, log_path=Path(folder) / "worker.log",
-                             **worker_cpu_options(split)) as supervisor:
-        supervisor.start()
-        client = supervisor.client()
-        try:
+    with tempfile.TemporaryDirectory() as folder:
+        # The end-to-end run as `carla-neural demo` assembles it (headless, 4 videos, no PNGs).
+        spec = RunSpec(command="stage_bench", source=demo_world(width, height, 1),
+                       backend=BackendSpec(checkpoint=checkpoint, device=device, cpu_split=cpu_split,
+                                           worker_log=Path(folder) / "worker.log"),
+                       size=(width, height), mode="lockstep", display=DisplaySpec(headless=True),
+                       record=RecordSpec(Path(folder) / "run", png=False))
+        with open_run(spec) as run:
+            result["cpu_split"] = run.split.describe() if run.split else None
+            client = run.client
             transport = []
             for index in range(render_frames + 2):
                 start = time.perf_counter()
-                client.render(index, label_ids, instance_ids)
+                rendered = client.render_result(index, label_ids, instance_ids)
                 round_trip_ms = (time.perf_counter() - start) * 1e3
                 if index >= 2:
-                    transport.append(round_trip_ms - client.last_result.render_ms)
+                    transport.append(round_trip_ms - rendered.render_ms)
             result["transport_ms"] = round(statistics.median(transport), 3)
             # The same worker with nothing around it, before and after the end-to-end run (the
             # mean of the two evens out a machine that gets busier or quieter meanwhile).
             worker_alone = [_worker_alone_fps(client, labelled, e2e_frames)]
             client.reset()
-            with BuiltinWorld(_world_config(WorldConfig, width, height, 1)) as world, \
-                    Display((width, height), headless=True) as display:
-                recorder = Recorder(Path(folder) / "run", RecorderConfig())
-                pipeline = Pipeline(world, ClientBackend(client), display, recorder, PipelineConfig())
-                started = time.perf_counter()
-                # Two warm-up frames (single-image generator), then the measured frames.
-                pipeline.run(2)
-                warm = time.perf_counter()
-                pipeline.run(e2e_frames)
-                elapsed = time.perf_counter() - warm
-                e2e_summary = pipeline.summary()
-                recorder.close()
+            started = time.perf_counter()
+            # Two warm-up frames (single-image generator), then the measured frames.
+            run.run(frames=2)
+            warm = time.perf_counter()
+            run.run(frames=e2e_frames)
+            elapsed = time.perf_counter() - warm
+            e2e_summary = run.pipeline.summary()
             log.info("end to end: %.1f s including warm-up", time.perf_counter() - started)
             worker_alone.append(_worker_alone_fps(client, labelled, e2e_frames))
-        finally:
-            client.close()
     result["e2e_fps"] = round(e2e_frames / elapsed, 3)
     # Same run, same load: the main loop's mean period against the worker's mean render time.
     result["e2e_frame_ms"] = e2e_summary.get("frame_ms_mean")
@@ -211,10 +206,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="end to end without giving the worker its own CPUs")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    sizes = []
-    for text in args.sizes.split(","):
-        width, _, height = text.strip().lower().partition("x")
-        sizes.append((int(width), int(height)))
+    try:
+        sizes = [parse_size(text) for text in args.sizes.split(",")]
+    except ValueError as error:
+        parser.error(f"--sizes: {error}")
     import torch
 
     results = {

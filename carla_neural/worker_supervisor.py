@@ -1,8 +1,9 @@
 """WorkerSupervisor: starts the render worker process, waits for it, restarts it when it fails.
 
-The supervisor owns the process; `RenderClient` (given `supervisor=`) notices a dead worker
-(process exit) or a hung one (no heartbeat), asks the supervisor to `restart`, and re-primes its
-session. The worker is always stopped by `stop()`, the context manager, or at interpreter exit.
+The supervisor owns the process and its restarts; a render session (carla_neural.render_session)
+takes it as a `WorkerHandle` (endpoint, generation, exit code, restart), notices a dead worker
+(process exit) or a hung one (no heartbeat), asks for a `restart`, and re-primes. The session
+never imports the supervisor; `client()` builds one, as jupyter_client's KernelManager does. The worker is always stopped by `stop()`, the context manager, or at interpreter exit.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from renderer import protocol
 from renderer.cpus import format_cpus
 from renderer.protocol import MsgType
 from renderer.worker import READY_PREFIX
+from carla_neural.render_session import WorkerUnavailable
 
 if TYPE_CHECKING:
     from carla_neural.render_client import RenderClient
@@ -35,10 +37,6 @@ log = logging.getLogger(__name__)
 
 _READY_RE = re.compile(re.escape(READY_PREFIX) + r" endpoint=(\S+)")
 _EXIT_BIND_FAILED = 3
-
-
-class WorkerUnavailable(RuntimeError):
-    """No worker answers, and none could be (re)started."""
 
 
 class WorkerStartError(WorkerUnavailable):

@@ -56,6 +56,27 @@ def available_cpus() -> set[int]:
     return set(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
 
 
+def default_threads() -> int:
+    """The renderer's default CPU threads: half the CPUs this process may use, at least 1.
+
+    torch's own default (one per core) is fine on an idle machine and ruinous on a shared one: on
+    the 2-core VM, with another process busy on one core, `render` with 2 threads took 8x longer
+    per frame than with 1 (see docs/performance.md, "Threads").
+    """
+    return max(1, len(available_cpus()) // 2)
+
+
+def set_torch_threads(threads: int | None) -> int:
+    """Set torch's intra-op threads (None: `default_threads()`); return the count in force."""
+    import torch
+
+    count = default_threads() if threads is None else int(threads)
+    if count < 1:
+        raise ValueError(f"threads must be at least 1, got {count}")
+    torch.set_num_threads(count)
+    return count
+
+
 @contextmanager
 def torch_threads(threads: int | None) -> Iterator[None]:
     """Run the block with torch's intra-op thread count set to `threads` (None: leave it), then restore it."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from renderer.checkpoint import (
     read_config,
 )
 from renderer.model.generator import Vid2VidGenerator
-from renderer.sequential import FrameEngine, SequentialRenderer, TorchEngine
+from renderer.sequential import FrameEngine, SequentialRenderer
 
 log = logging.getLogger(__name__)
 
@@ -101,20 +100,10 @@ def load_generator(
 def build_engine(
     name: str, generator: Vid2VidGenerator, device: torch.device, size: tuple[int, int] | None
 ) -> FrameEngine:
-    """The named engine from ``renderer.engines.build_engine`` (which owns every engine, "torch"
-    included); without that package only "torch" exists, as the plain ``TorchEngine``."""
-    try:
-        engines = importlib.import_module("renderer.engines")
-    except ImportError as error:
-        if name == "torch":
-            return TorchEngine(generator)
-        raise ValueError(f"engine {name!r} is not available ({error}); use engine='torch'") from error
-    factory = getattr(engines, "build_engine", None)
-    if factory is None:
-        if name == "torch":
-            return TorchEngine(generator)
-        raise ValueError(f"engine {name!r} is not available (no engines installed); use engine='torch'")
-    return factory(name, generator, device=device, size=size)
+    """The named engine from ``renderer.engines.build_engine``, which owns every engine."""
+    from renderer.engines import build_engine as build
+
+    return build(name, generator, device=device, size=size)
 
 
 def load_renderer(

@@ -22,8 +22,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from renderer.engines.torch_engine import TorchEngine
 from renderer.model.generator import Vid2VidGenerator
 from renderer.model.inputs import build_pyramid, instance_edges, one_hot_labels, pooled_label_frame
+from renderer.resize import resize_nearest
 from renderer.model.stem import frame_codes
 
 log = logging.getLogger(__name__)
@@ -49,39 +51,12 @@ class FrameEngine(Protocol):
     ) -> list[torch.Tensor]: ...
 
 
-class TorchEngine:
-    """The plain PyTorch engine: the generator under ``torch.inference_mode``."""
-
-    def __init__(self, generator: Vid2VidGenerator) -> None:
-        self.generator = generator
-
-    def __call__(
-        self,
-        label_stacks: Sequence[torch.Tensor],
-        prev_stacks: Sequence[torch.Tensor],
-        label_codes: torch.Tensor | None = None,
-    ) -> list[torch.Tensor]:
-        with torch.inference_mode():
-            outputs = self.generator(label_stacks, prev_stacks, label_codes=label_codes)
-        return [output.image for output in outputs]
-
-
 def round_size(width: int, height: int, multiple: int) -> tuple[int, int]:
     """(W, H) rounded to the nearest multiples of ``multiple`` (at least one multiple each)."""
     return (
         max(multiple, int(round(width / multiple)) * multiple),
         max(multiple, int(round(height / multiple)) * multiple),
     )
-
-
-def resize_nearest(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Nearest-neighbour resize of (H, W[, C]) sampling at pixel centres (PIL's NEAREST)."""
-    in_height, in_width = image.shape[:2]
-    if (in_width, in_height) == (width, height):
-        return image
-    rows = np.minimum(((np.arange(height) + 0.5) * in_height / height).astype(np.int64), in_height - 1)
-    cols = np.minimum(((np.arange(width) + 0.5) * in_width / width).astype(np.int64), in_width - 1)
-    return image[rows[:, None], cols[None, :]]
 
 
 def to_uint8_rgb(image: torch.Tensor) -> np.ndarray:
@@ -109,7 +84,9 @@ class SequentialRenderer:
         self.generator = generator.to(device)
         self.config = generator.config
         self.device = torch.device(device)
-        self.engine: FrameEngine = engine if engine is not None else TorchEngine(self.generator)
+        # Plain eager fp32 in NCHW: what the generator itself computes, bit for bit.
+        self.engine: FrameEngine = engine if engine is not None else TorchEngine(
+            self.generator, self.device, channels_last=False)
         if start == "single_g" and generator.single_g is None:
             raise ValueError("start='single_g' needs a generator with a single-image generator")
         if start not in ("auto", "single_g", "blank"):

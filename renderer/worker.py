@@ -14,7 +14,6 @@ Nothing here imports torch at module level, so clients can import the constants 
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
 import json
 import logging
@@ -30,12 +29,14 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 from urllib.parse import urlsplit
 
+import click
 import numpy as np
 import zmq
 
 from renderer import protocol
-from renderer.cpus import available_cpus, can_pin, format_cpus, parse_cpus, pin_process
+from renderer.cpus import available_cpus, can_pin, format_cpus, parse_cpus, pin_process, set_torch_threads
 from renderer.protocol import ErrorCode, Flag, Limits, MsgType, ProtocolError
+from renderer.sizes import WxH
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ class WorkerConfig:
     size: tuple[int, int] | None = None  # working (W, H); None: each session's first frame's size
     parent_pid: int | None = None
     cpus: tuple[int, ...] | None = None  # pin the worker process to these CPUs (Linux)
-    threads: int | None = None  # the renderer's CPU threads (torch); None: torch's default
+    threads: int | None = None  # the renderer's CPU threads (torch); None: renderer.cpus.default_threads()
 
 
 class BindRefused(ValueError):
@@ -437,17 +438,6 @@ def model_renderer_factory(checkpoint: str, engine: str, device: str,
     return factory, facts
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    """'512x256' -> (512, 256); ValueError naming the expected form otherwise."""
-    try:
-        width, height = (int(part) for part in text.lower().split("x"))
-    except ValueError:
-        raise ValueError(f"size must look like 512x256, got {text!r}") from None
-    if width < 1 or height < 1:
-        raise ValueError(f"size must be positive, got {text!r}")
-    return width, height
-
-
 def apply_cpu_limits(cpus: tuple[int, ...] | None, threads: int | None) -> dict[str, Any]:
     """Pin every thread of this process to `cpus` and set torch's thread count; return what holds now.
 
@@ -458,64 +448,9 @@ def apply_cpu_limits(cpus: tuple[int, ...] | None, threads: int | None) -> dict[
             pin_process(cpus)
         else:
             log.warning("--cpus is ignored: this system cannot pin processes to CPUs")
-    if threads is not None:
-        if threads < 1:
-            raise ValueError(f"threads must be at least 1, got {threads}")
-        import torch
-
-        torch.set_num_threads(threads)
-    facts: dict[str, Any] = {"cpus": format_cpus(available_cpus())}
-    if threads is not None:
-        facts["threads"] = threads
-    return facts
-
-
-def _cpus_argument(text: str) -> tuple[int, ...]:
-    try:
-        return parse_cpus(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
-def _size_argument(text: str) -> tuple[int, int]:
-    try:
-        return parse_size(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
-def _parse_args(argv: list[str] | None) -> WorkerConfig:
-    parser = argparse.ArgumentParser(prog="python -m renderer.worker", description=__doc__.split("\n")[0])
-    parser.add_argument("--checkpoint", required=True, help="checkpoint folder, NVIDIA folder or 'bundled'")
-    parser.add_argument("--bind", default="tcp://127.0.0.1:5555", help="ZeroMQ endpoint (port * picks a free one)")
-    parser.add_argument("--engine", default="torch")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--allow-remote", action="store_true", help="allow a non-loopback bind")
-    parser.add_argument("--max-sessions", type=int, default=8)
-    parser.add_argument("--session-ttl", type=float, default=300.0, help="seconds of silence that end a session")
-    parser.add_argument("--max-pending", type=int, default=4, help="queued requests per session")
-    parser.add_argument("--max-queue", type=int, default=32, help="queued requests in all")
-    parser.add_argument("--hwm", type=int, default=64, help="ZeroMQ high-water mark, messages each way")
-    parser.add_argument("--max-side", type=int, default=Limits.max_side)
-    parser.add_argument("--max-pixels", type=int, default=Limits.max_pixels)
-    parser.add_argument("--size", type=_size_argument, default=None,
-                        help="working size WxH the model renders at (inputs are resized to it)")
-    parser.add_argument("--cpus", type=_cpus_argument, default=None,
-                        help="pin the worker to these CPUs, e.g. 1, 2-7 or 0,2 (Linux), so that it does not "
-                             "compete with a simulator or pipeline on the same machine")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads of the renderer (torch); default: torch's choice")
-    parser.add_argument("--parent-pid", type=int, default=None, help="exit when this process is gone")
-    parser.add_argument("--log-level", default="INFO")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return WorkerConfig(checkpoint=args.checkpoint, bind=args.bind, engine=args.engine, device=args.device,
-                        allow_remote=args.allow_remote, max_sessions=args.max_sessions,
-                        session_ttl_s=args.session_ttl, max_pending_per_session=args.max_pending,
-                        max_queue=args.max_queue, hwm=args.hwm, parent_pid=args.parent_pid, size=args.size,
-                        limits=Limits(max_side=args.max_side, max_pixels=args.max_pixels),
-                        cpus=args.cpus, threads=args.threads)
+    # After the pinning: the default is half of the CPUs left to us.
+    threads = set_torch_threads(threads)
+    return {"cpus": format_cpus(available_cpus()), "threads": threads}
 
 
 def run(config: WorkerConfig, *, factory: tuple[RendererFactory, dict[str, Any]] | None = None) -> int:
@@ -567,9 +502,77 @@ def run(config: WorkerConfig, *, factory: tuple[RendererFactory, dict[str, Any]]
     return 0
 
 
+class _Cpus(click.ParamType):
+    name = "CPUS"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[int, ...]:
+        if isinstance(value, tuple):
+            return value
+        try:
+            return parse_cpus(str(value))
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+
+
+_DEFAULTS = WorkerConfig(checkpoint="")
+
+
+@click.command(name="worker")
+@click.option("--checkpoint", required=True, help="Checkpoint folder (config.json + model.safetensors), "
+              "an NVIDIA checkpoint folder, or 'bundled'.")
+@click.option("--bind", default=_DEFAULTS.bind, show_default=True,
+              help="ZeroMQ endpoint to listen on; port * picks a free one.")
+@click.option("--engine", default=_DEFAULTS.engine, show_default=True, help="Renderer engine.")
+@click.option("--device", default=_DEFAULTS.device, show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--allow-remote", is_flag=True, help="Allow a non-loopback bind (no authentication!).")
+@click.option("--max-sessions", type=int, default=_DEFAULTS.max_sessions, show_default=True,
+              help="Client sessions held at once.")
+@click.option("--session-ttl", type=float, default=_DEFAULTS.session_ttl_s, show_default=True,
+              help="Seconds of silence that end a session.")
+@click.option("--max-pending", type=int, default=_DEFAULTS.max_pending_per_session, show_default=True,
+              help="Queued requests per session.")
+@click.option("--max-queue", type=int, default=_DEFAULTS.max_queue, show_default=True, help="Queued requests in all.")
+@click.option("--hwm", type=int, default=_DEFAULTS.hwm, show_default=True,
+              help="ZeroMQ high-water mark, messages each way.")
+@click.option("--max-side", type=int, default=Limits.max_side, show_default=True, help="Largest accepted image side.")
+@click.option("--max-pixels", type=int, default=Limits.max_pixels, show_default=True, help="Largest accepted H*W.")
+@click.option("--size", type=WxH(), default=None, help="Working size WxH the model renders at, e.g. 512x256 "
+              "(inputs are resized to it).")
+@click.option("--cpus", type=_Cpus(), default=None, help="Pin the worker to these CPUs, e.g. 1, 2-7 or 0,2 "
+              "(Linux), so that it does not compete with a simulator or pipeline on the same machine.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="CPU threads of the renderer (torch). Default: half the CPUs the worker may use, at least 1.")
+@click.option("--parent-pid", type=int, default=None, hidden=True, help="Exit when this process is gone.")
+@click.option("--log-level", default="INFO", show_default=True, hidden=True)
+def command(checkpoint: str, bind: str, engine: str, device: str, allow_remote: bool, max_sessions: int,
+            session_ttl: float, max_pending: int, max_queue: int, hwm: int, max_side: int, max_pixels: int,
+            size: tuple[int, int] | None, cpus: tuple[int, ...] | None, threads: int | None,
+            parent_pid: int | None, log_level: str) -> None:
+    """Serve the renderer over ZeroMQ: one renderer state per client session."""
+    logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = WorkerConfig(checkpoint=checkpoint, bind=bind, engine=engine, device=device,
+                          allow_remote=allow_remote, max_sessions=max_sessions, session_ttl_s=session_ttl,
+                          max_pending_per_session=max_pending, max_queue=max_queue, hwm=hwm,
+                          limits=Limits(max_side=max_side, max_pixels=max_pixels), size=size,
+                          parent_pid=parent_pid, cpus=cpus, threads=threads)
+    code = run(config)
+    if code:
+        raise SystemExit(code)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of `python -m renderer.worker`."""
-    return run(_parse_args(argv))
+    """Entry point of `python -m renderer.worker` (the same command as `carla-neural worker`)."""
+    try:
+        command.main(args=argv, prog_name="python -m renderer.worker", standalone_mode=False)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    except click.ClickException as error:
+        error.show()
+        return error.exit_code
+    except click.exceptions.Abort:
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

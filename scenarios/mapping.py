@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from carla_neural.sources.camera_mounts import CAMERA_MOUNTS, CameraMount
 from scenarios.schema import Scenario, ScenarioError, WeatherParameters
@@ -122,10 +122,3 @@ def world_config(scenario: Scenario) -> WorldConfig:
         return WorldConfig(**fields)
     except (TypeError, ValueError) as error:
         raise ScenarioError(f"scenario {scenario.name!r}: the built-in world cannot run it: {error}") from None
-
-
-def describe_builtin(world: Any) -> str:
-    """One line: layout, seed, weather, traffic of a BuiltinWorld."""
-    config = world.config
-    return (f"{config.layout}, seed {config.seed}, {config.weather}, "
-            f"{config.vehicles} vehicles, {config.walkers} walkers")

@@ -1,4 +1,5 @@
-"""What `drive` and `record` share: source options, opening the source and the render backend."""
+"""What `drive` and `record` share: source and render options, the errors shown without a
+traceback, and SIGTERM handling."""
 
 from __future__ import annotations
 
@@ -7,9 +8,14 @@ import logging
 import signal
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+
+from carla_neural.cli.options import threads_option
+
+if TYPE_CHECKING:
+    from carla_neural.runs import BackendSpec
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +64,7 @@ def render_options(command: Command) -> Command:
     ]
     for option in reversed(options):
         command = option(command)
-    return cpu_split_option(command)
+    return threads_option(cpu_split_option(command))
 
 
 def cpu_split_option(command: Command) -> Command:
@@ -70,45 +76,13 @@ def cpu_split_option(command: Command) -> Command:
              "each other down. Linux, 2 CPUs or more; not with --worker.")(command)
 
 
-@contextlib.contextmanager
-def render_backend(checkpoint: str, engine: str, device: str, worker_endpoint: str | None,
-                   cpu_split: bool = False) -> Iterator[tuple[Any, str]]:
-    """A pipeline backend on a worker: a running one at `worker_endpoint`, or one we start and stop
-    (with cpu_split, on its own CPUs, and this process on the others while the block runs).
+def backend_spec(checkpoint: str | None, engine: str | None, device: str, worker_endpoint: str | None,
+                 cpu_split: bool, threads: int | None) -> "BackendSpec":
+    """The BackendSpec of --checkpoint, --engine, --device, --worker, --cpu-split and --threads."""
+    from carla_neural.runs import BackendSpec
 
-    Yields (backend, description) and closes both on exit.
-    """
-    from carla_neural.cpu_split import pinned, plan_split, worker_cpu_options
-    from carla_neural.pipeline import ClientBackend
-    from carla_neural.render_client import RenderClient, WorkerSupervisor
-
-    with contextlib.ExitStack() as stack:
-        if worker_endpoint:
-            client = RenderClient(worker_endpoint)
-            description = f"worker at {worker_endpoint}"
-        else:
-            split = plan_split() if cpu_split else None
-            stack.enter_context(pinned(split.pipeline if split else None))
-            supervisor = stack.enter_context(WorkerSupervisor(checkpoint, engine=engine, device=device,
-                                                              **worker_cpu_options(split)))
-            client = supervisor.client()
-            description = f"worker process ({checkpoint}, {engine}{'; ' + split.describe() if split else ''})"
-        stack.callback(client.close)
-        client.connect()
-        backend = ClientBackend(client)
-        yield backend, description
-
-
-def renderer_facts(backend: Any, checkpoint: str, engine: str, device: str) -> dict[str, Any]:
-    """checkpoint, engine, device and working size as the worker reports them (what it really
-    serves, which differs from our options when we use a running worker)."""
-    facts = getattr(getattr(backend, "client", None), "facts", {}) or {}
-    return {
-        "checkpoint": facts.get("checkpoint", checkpoint),
-        "engine": facts.get("engine", engine),
-        "device": facts.get("device", device),
-        "working_size": facts.get("working_size"),
-    }
+    return BackendSpec(checkpoint=checkpoint or "bundled", engine=engine or "torch", device=device,
+                       worker=worker_endpoint or None, cpu_split=cpu_split, threads=threads)
 
 
 @contextlib.contextmanager

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from carla_neural.cli.options import WxH, threads_option
+
 # compile is left out of the default list only for its first-frame compile time (1-4 minutes per
 # configuration on a 2-core CPU); name it to include it.
 DEFAULT_ENGINES = "torch,onnx,torch-fp16,torch-bf16,tensorrt"
@@ -17,15 +19,6 @@ DEFAULT_CONFIGS = "lite,nvidia_1024_g1"
 PAPER = (("nvidia_2048", (2048, 1024)), ("nvidia_1024_g1", (1024, 512)), ("lite", (1024, 512)))
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    """'512x256' -> (512, 256)."""
-    try:
-        width, height = (int(part) for part in text.lower().split("x"))
-    except ValueError:
-        raise click.BadParameter(f"size {text!r} is not WIDTHxHEIGHT, e.g. 512x256") from None
-    if width <= 0 or height <= 0:
-        raise click.BadParameter(f"size {text!r} must be positive")
-    return width, height
 
 
 def _split(text: str) -> list[str]:
@@ -47,8 +40,7 @@ def _split(text: str) -> list[str]:
 @click.option("--max-seconds", default=30.0, show_default=True, type=float,
               help="Stop timing a case after this long (build time not counted).")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
-@click.option("--threads", type=click.IntRange(1), default=None,
-              help="torch/ONNX Runtime threads (default: torch's default, all cores).")
+@threads_option
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write every result, the machine and the on-paper figures as JSON here.")
 @click.option("--paper/--no-paper", default=True, show_default=True,
@@ -76,9 +68,10 @@ def command(engines: str, configs: str, sizes: str, frames: int, warmup: int, ma
         if name not in PRESETS:
             raise click.BadParameter(f"unknown config {name!r}; choose from {', '.join(sorted(PRESETS))}",
                                      param_hint="--configs")
-    size_list = [parse_size(text) for text in _split(sizes)]
-    if threads is not None:
-        torch.set_num_threads(threads)
+    size_list = [WxH().convert(text, None, None) for text in _split(sizes)]
+    from renderer.cpus import set_torch_threads
+
+    set_torch_threads(threads)
 
     machine = machine_facts()
     click.echo(f"machine: {machine.get('cpu', '?')}, {machine['cpu_count']} cores, "

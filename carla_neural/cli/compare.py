@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from carla_neural.cli.options import threads_option
+
 
 def _parse_metrics(value: str) -> tuple[str, ...]:
     from carla_neural.compare import ALL_METRICS
@@ -40,10 +42,15 @@ def _parse_metrics(value: str) -> tuple[str, ...]:
 @click.option("--device", default="cpu", show_default=True, help="Torch device for InceptionV3 (cpu, cuda).")
 @click.option("--segmenter", default="bundled", show_default=True,
               help="Segmenter for seg: bundled, or a folder from `carla-neural train-segmenter`.")
+@threads_option
 def command(run: Path, real_dir: Path | None, out_dir: Path | None, metrics: str, fid_stride: int,
             fid_max_frames: int, fid_frames: int | None, max_real: int | None, dis_preset: str, device: str,
-            segmenter: str) -> None:
+            segmenter: str, threads: int | None) -> None:
     """Compare raw and neural frames of the run folder RUN (from `carla-neural record`)."""
+    if "fid" in metrics:  # InceptionV3 is the only torch compare runs
+        from renderer.cpus import set_torch_threads
+
+        set_torch_threads(threads)
     from tqdm import tqdm
 
     from carla_neural.compare import CompareOptions, RunFolder, RunFolderError, compare_run, write_report

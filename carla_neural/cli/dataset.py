@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from carla_neural.cli.options import WxH
+
 
 @click.group(name="dataset")
 def command() -> None:
@@ -18,7 +20,7 @@ def command() -> None:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Dataset folder.")
 @click.option("--sequences", type=click.IntRange(min=1), default=4, show_default=True)
 @click.option("--frames", type=click.IntRange(min=1), default=30, show_default=True, help="Frames per sequence.")
-@click.option("--size", default="256x128", show_default=True, help="WIDTHxHEIGHT of the cameras.")
+@click.option("--size", type=WxH(), default="256x128", show_default=True, help="WIDTHxHEIGHT of the cameras.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Sequence i uses seed + i.")
 @click.option("--phase", default="train", show_default=True, help="Folder prefix: train_A, test_A, ...")
 @click.option("--warmup", type=click.IntRange(min=0), default=5, show_default=True, help="Ticks dropped first.")
@@ -28,17 +30,14 @@ def command() -> None:
 @click.option("--port", type=int, default=2000, show_default=True, help="CARLA server port.")
 @click.option("--town", default=None, help="CARLA map to load (default: the server's current one).")
 @click.option("--tag-scheme", type=click.Choice(["0.9.14", "0.9.13"]), default="0.9.14", show_default=True)
-def export(world: str, out: Path, sequences: int, frames: int, size: str, seed: int, phase: str, warmup: int,
+def export(world: str, out: Path, sequences: int, frames: int, size: tuple[int, int], seed: int, phase: str, warmup: int,
            frame_step: int, layout: str | None, host: str, port: int, town: str | None, tag_scheme: str) -> None:
     """Export sequences to OUT/{phase}_A, _B, _inst and _flow."""
     from tqdm import tqdm
 
     from carla_neural.dataset_export import ExportConfig, ExportError, export_dataset
 
-    try:
-        width, height = (int(v) for v in size.lower().split("x"))
-    except ValueError:
-        raise click.BadParameter(f"{size!r} is not WIDTHxHEIGHT, e.g. 256x128", param_hint="--size") from None
+    width, height = size
     config = ExportConfig(out=str(out), world=world, sequences=sequences, frames=frames, width=width, height=height,
                           seed=seed, phase=phase, warmup=warmup, frame_step=frame_step, layout=layout, host=host,
                           port=port, town=town, tag_scheme=tag_scheme)

@@ -17,14 +17,14 @@ from typing import Any
 import click
 
 from carla_neural.cli._live import (
-    render_backend,
+    backend_spec,
     render_options,
     source_options,
     terminate_as_interrupt,
     user_errors,
 )
-from carla_neural.display import Display, HudInfo
-from carla_neural.pipeline import Pipeline, PipelineConfig, Presented
+from carla_neural.cli.options import WxH
+from carla_neural.pipeline import Presented
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def post_scripted_keys(presses: list[KeyPress], frame_index: int) -> None:
 
 
 class DriveSession:
-    """The driving loop's extras around the pipeline: TAB camera cycling, HUD lines, key script."""
+    """The driving loop's extras around the pipeline: HUD lines, distance, key script."""
 
     def __init__(self, source: Any, presses: list[KeyPress]) -> None:
         self.source = source
@@ -92,15 +92,10 @@ class DriveSession:
         self.speed_kmh = 0.0
         post_scripted_keys(presses, 0)
 
-    def extend_hud(self, info: HudInfo) -> HudInfo:
-        """Add speed, weather and camera to the pipeline's HUD lines."""
-        info.extra["speed"] = f"{self.speed_kmh:.0f} km/h"
-        info.extra["weather"] = str(getattr(self.source, "weather", None) or "-")
-        # The pipeline moves the cameras on TAB (Source.next_mount); show where they are.
-        camera = getattr(self.source, "mount", None)
-        if camera is not None:
-            info.extra["camera"] = camera
-        return info
+    def hud_rows(self) -> dict[str, str]:
+        """Speed, weather and camera for the HUD (the view moves the cameras on TAB)."""
+        return {"speed": f"{self.speed_kmh:.0f} km/h", "weather": str(self.source.weather or "-"),
+                "camera": self.source.mount}
 
     def on_frame(self, presented: Presented) -> None:
         """Per shown frame: track the ego, post the next scripted keys."""
@@ -114,24 +109,14 @@ class DriveSession:
         post_scripted_keys(self.presses, self.frames)
 
 
-class DrivePipeline(Pipeline):
-    """The latest-wins pipeline with the drive session's HUD lines."""
-
-    session: DriveSession | None = None
-
-    def hud(self, frame_id: int | None) -> HudInfo:
-        info = super().hud(frame_id)
-        return self.session.extend_hud(info) if self.session is not None else info
-
-
 @click.command(name="drive")
 @source_options
 @render_options
 @click.option("--scenario", "scenario_ref", default=None,
               help="Set the world up from a scenario (map, weather, traffic, cameras); default: a plain drive.")
 @click.option("--map", "map_name", default=None, help="CARLA map to load (default: keep the loaded one).")
-@click.option("--size", type=(int, int), default=None, metavar="W H",
-              help="Camera size per panel (default 512 256, or the scenario's).")
+@click.option("--size", type=WxH(), default=None,
+              help="Camera size per panel WIDTHxHEIGHT (default 512x256, or the scenario's).")
 @click.option("--fov", type=float, default=None, help="Horizontal field of view in degrees (default 90).")
 @click.option("--vehicles", type=click.IntRange(0, 500), default=None, help="Traffic vehicles.")
 @click.option("--walkers", type=click.IntRange(0, 500), default=None, help="Pedestrians.")
@@ -145,36 +130,38 @@ class DrivePipeline(Pipeline):
 @click.option("--screenshot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Save the last window contents (all panels and the HUD) as a PNG.")
 def command(world: str, host: str, port: int, timeout_s: float, checkpoint: str | None,
-            engine: str | None, device: str, worker_endpoint: str | None, cpu_split: bool,
+            engine: str | None, device: str, worker_endpoint: str | None, cpu_split: bool, threads: int | None,
             scenario_ref: str | None, map_name: str | None, size: tuple[int, int] | None, fov: float | None,
             vehicles: int | None, walkers: int | None, autopilot: bool, frames: int | None,
             key_script: str, headless: bool, screenshot: Path | None) -> None:
     """Drive with neural rendering live: raw | labels | neural side by side, HUD, manual_control keys."""
-    from scenarios.runner import check_carla, drive_scenario, open_source
+    from carla_neural.runs import DisplaySpec, RunSpec, open_run
+    from scenarios.runner import check_carla, drive_scenario, source_spec
 
     presses = parse_key_script(key_script) if key_script else []
     try:
         scenario = drive_scenario(scenario_ref, map_name=map_name, size=size, fov=fov,
                                   vehicles=vehicles, walkers=walkers, autopilot=autopilot)
-        checkpoint = checkpoint or scenario.rendering.checkpoint
-        engine = engine or scenario.rendering.engine
+        backend = backend_spec(checkpoint or scenario.rendering.checkpoint, engine or scenario.rendering.engine,
+                               device, worker_endpoint, cpu_split, threads)
         if world == "carla":
             check_carla(host, port, timeout_s)  # fail fast, before starting the worker
-        panel_size = (scenario.cameras.width, scenario.cameras.height)
-        with terminate_as_interrupt(), \
-                render_backend(checkpoint, engine, device, worker_endpoint, cpu_split) as (backend, backend_text), \
-                open_source(scenario, world, host, port, timeout_s) as (source, source_text), \
-                Display(panel_size, title=f"carla-neural drive: {source_text}",
-                        headless=True if headless else None, autopilot=autopilot) as display:
-            pipeline = DrivePipeline(source, backend, display=display, config=PipelineConfig(mode="latest"))
-            session = pipeline.session = DriveSession(source, presses)
-            summary = pipeline.run(max_frames=frames, on_frame=session.on_frame)
+        spec = RunSpec(command="drive", source=source_spec(scenario, world, host, port, timeout_s),
+                       backend=backend, size=(scenario.cameras.width, scenario.cameras.height), mode="latest",
+                       frames=frames, step_s=scenario.fixed_delta_s,
+                       display=DisplaySpec(title="carla-neural drive: {source}",
+                                           headless=True if headless else None, autopilot=autopilot))
+        with terminate_as_interrupt(), open_run(spec) as run:
+            source = run.source
+            session = DriveSession(source, presses)
+            run.view.hud_extra = session.hud_rows
+            summary = run.run(on_frame=session.on_frame)
             if screenshot is not None:
                 import pygame
 
                 screenshot.parent.mkdir(parents=True, exist_ok=True)
-                pygame.image.save(display.surface, str(screenshot))
-            mount = getattr(source, "mount", None)
+                pygame.image.save(run.display.surface, str(screenshot))
+            mount = source.mount
     except KeyboardInterrupt:
         click.echo("\ninterrupted", err=True)
         sys.exit(130)
@@ -182,8 +169,8 @@ def command(world: str, host: str, port: int, timeout_s: float, checkpoint: str 
         log.debug("drive failed", exc_info=True)
         raise click.ClickException(str(error)) from None
     click.echo(
-        f"drove {summary['frames']} frames on {source_text} with {backend_text}: "
+        f"drove {summary['frames']} frames on {run.source_text} with {run.backend_text}: "
         f"{session.distance_m:.1f} m, sim {summary['fps']} fps, "
-        f"weather {getattr(source, 'weather', '-')}, camera {mount or '-'}, "
-        f"autopilot {'on' if display.keyboard.autopilot else 'off'}"
+        f"weather {source.weather or '-'}, camera {mount or '-'}, "
+        f"autopilot {'on' if run.display.keyboard.autopilot else 'off'}"
     )

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from carla_neural.cli.options import WxH, threads_option
+
 
 def builtin_sequences(sequences: int, frames: int, width: int, height: int, seed: int, warmup: int = 5,
                       layout: str | None = None) -> list[list]:
@@ -95,7 +97,7 @@ def _format(name: str, result, reference: str) -> str:
                    "sequences (default 8).")
 @click.option("--frames", type=click.IntRange(min=4), default=24, show_default=True,
               help="Frames per built-in-world sequence.")
-@click.option("--size", default=None, help="WIDTHxHEIGHT of the held-out frames (default 512x256 with --data, "
+@click.option("--size", type=WxH(), default=None, help="WIDTHxHEIGHT of the held-out frames (default 512x256 with --data, "
                                            "256x128 on the built-in world).")
 @click.option("--seed", type=int, default=1000, show_default=True,
               help="Seed of the first built-in-world sequence (keep it away from the training seeds).")
@@ -106,18 +108,17 @@ def _format(name: str, result, reference: str) -> str:
 @click.option("--no-seg", is_flag=True, help="Skip segmentation consistency (~0.5 s per frame on one CPU thread).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the figures to this JSON file.")
+@threads_option
 def command(checkpoints: tuple[str, ...], data: Path | None, world: str, sequences: str | None, frames: int,
-            size: str | None, seed: int, device: str, no_fid: bool, segmenter: str, no_seg: bool,
-            json_path: Path | None) -> None:
+            size: tuple[int, int] | None, seed: int, device: str, no_fid: bool, segmenter: str, no_seg: bool,
+            json_path: Path | None, threads: int | None) -> None:
     """Measure checkpoints on held-out real sequences (--data) or built-in-world sequences."""
     from renderer.checkpoint import CheckpointError
+    from renderer.cpus import set_torch_threads
 
+    set_torch_threads(threads)
     folders = [_checkpoint_folder(value) for value in checkpoints]
-    size = size or ("512x256" if data is not None else "256x128")
-    try:
-        width, height = (int(v) for v in size.lower().split("x"))
-    except ValueError:
-        raise click.BadParameter(f"{size!r} is not WIDTHxHEIGHT", param_hint="--size") from None
+    width, height = size or ((512, 256) if data is not None else (256, 128))
     if data is not None:
         from renderer.training.datasets import DatasetError
         from renderer.training.evaluation import dataset_sequences

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from carla_neural.cli.options import WxH, threads_option
+
 
 def _frame_list(value: str) -> list[int]:
     try:
@@ -25,24 +27,26 @@ def _frame_list(value: str) -> list[int]:
 @click.option("--sequence", default=None, help="With --data: the sequence to show (default: the first).")
 @click.option("--frames", "frames_text", default="4,14,24", show_default=True,
               help="Comma-separated frame numbers (the sequence is rendered from frame 0 up to the last one).")
-@click.option("--size", default="512x256", show_default=True, help="WIDTHxHEIGHT of the panels.")
+@click.option("--size", type=WxH(min_side=16, max_side=4096), default="512x256", show_default=True,
+              help="WIDTHxHEIGHT of the panels.")
 @click.option("--seed", type=int, default=1000, show_default=True, help="Built-in world: the sequence's seed.")
 @click.option("--engine", default="torch", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="PNG to write. Strips of real data hold the dataset's photos: keep them out of the repository.")
-def command(checkpoint: str, data: Path | None, sequence: str | None, frames_text: str, size: str, seed: int,
-            engine: str, out: Path) -> None:
+@threads_option
+def command(checkpoint: str, data: Path | None, sequence: str | None, frames_text: str, size: tuple[int, int],
+            seed: int, engine: str, out: Path, threads: int | None) -> None:
     """Render a sequence and write a strip of chosen frames, side by side with their labels and photos."""
     from carla_neural.pictures import render_rows, strip, write_png
     from renderer.checkpoint import CheckpointError
     from renderer.loading import load_renderer
     from renderer.training.datasets import DatasetError
 
+    from renderer.cpus import set_torch_threads
+
+    set_torch_threads(threads)
     picked = _frame_list(frames_text)
-    try:
-        width, height = (int(v) for v in size.lower().split("x"))
-    except ValueError:
-        raise click.BadParameter(f"{size!r} is not WIDTHxHEIGHT", param_hint="--size") from None
+    width, height = size
     if data is not None:
         from renderer.training.evaluation import dataset_sequences
         from renderer.training.datasets import scan_dataset

@@ -10,9 +10,8 @@ from pathlib import Path
 import click
 
 from carla_neural.cli._live import (
-    render_backend,
+    backend_spec,
     render_options,
-    renderer_facts,
     source_options,
     terminate_as_interrupt,
     user_errors,
@@ -37,21 +36,16 @@ log = logging.getLogger(__name__)
 @render_options
 def command(scenario_ref: str | None, out_dir: Path, frames: int | None, png: bool, overwrite: bool,
             replay_dir: Path | None, world: str, host: str, port: int, timeout_s: float, checkpoint: str | None,
-            engine: str | None, device: str, worker_endpoint: str | None, cpu_split: bool) -> None:
+            engine: str | None, device: str, worker_endpoint: str | None, cpu_split: bool,
+            threads: int | None) -> None:
     """Run SCENARIO (a YAML file or a built-in name such as urban_day) and record it.
 
     Every frame is rendered, in order (lock-step). Built-in scenarios: urban_day, rain_night,
     highway, dense_traffic. With --replay RUN, the label maps of an earlier run are rendered
     again (e.g. with another --checkpoint), so that `compare` can set the two side by side.
     """
-    from scenarios.runner import (
-        check_carla,
-        open_replay,
-        open_source,
-        read_scenario,
-        record_run,
-        scenario_of_run,
-    )
+    from carla_neural.runs import open_run
+    from scenarios.runner import check_carla, read_scenario, record_spec, scenario_of_run
 
     if scenario_ref is None and replay_dir is None:
         raise click.UsageError("name a SCENARIO (a YAML file or urban_day, rain_night, highway, "
@@ -62,35 +56,33 @@ def command(scenario_ref: str | None, out_dir: Path, frames: int | None, png: bo
         raise click.ClickException(f"{out_dir} already holds a run; choose another --out or pass --overwrite")
     try:
         scenario = read_scenario(scenario_ref) if scenario_ref else scenario_of_run(replay_dir)
-        checkpoint = checkpoint or scenario.rendering.checkpoint
-        engine = engine or scenario.rendering.engine
+        backend = backend_spec(checkpoint or scenario.rendering.checkpoint, engine or scenario.rendering.engine,
+                               device, worker_endpoint, cpu_split, threads)
         if world == "carla" and replay_dir is None:
             check_carla(host, port, timeout_s)  # fail fast, before starting the worker
-        opened = (open_replay(replay_dir) if replay_dir is not None
-                  else open_source(scenario, world, host, port, timeout_s))
-        with terminate_as_interrupt(), \
-                render_backend(checkpoint, engine, device, worker_endpoint, cpu_split) as (backend, backend_text), \
-                opened as (source, source_text):
-            result = record_run(
-                scenario, source, backend, out_dir, frames=frames, png=png, progress=_progress,
-                run_info={"source": source_text, "renderer": backend_text,
-                          **renderer_facts(backend, checkpoint, engine, device)},
-            )
+        spec = record_spec(scenario, backend, out_dir, world=world, host=host, port=port, timeout_s=timeout_s,
+                           replay_dir=replay_dir, frames=frames, png=png)
+        with terminate_as_interrupt(), open_run(spec, summary_extra={"scenario": scenario.name}) as run:
+            bar = _progress(run.total_frames or 0)
+            try:
+                run.run(on_frame=lambda _: bar.update(1))
+            finally:
+                bar.close()
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted; the frames recorded so far are in {out_dir}", err=True)
         sys.exit(130)
     except user_errors() as error:
         log.debug("record failed", exc_info=True)
         raise click.ClickException(str(error)) from None
-    summary = result.summary
+    summary = run.summary or {}
     files = ", ".join(summary.get("files", []))
     click.echo(
-        f"recorded {summary['frames']} frames of {scenario.name} ({source_text}) "
+        f"recorded {summary['frames']} frames of {scenario.name} ({run.source_text}) "
         f"at {summary['pipeline']['fps']} fps to {out_dir}: {files}"
     )
-    if result.summary.get("pipeline", {}).get("unknown_tags_px"):
-        click.echo("unknown tags mapped to unlabeled: "
-                   + json.dumps(result.summary["pipeline"]["unknown_tags_px"]), err=True)
+    if summary.get("pipeline", {}).get("unknown_tags_px"):
+        click.echo("unknown tags mapped to unlabeled: " + json.dumps(summary["pipeline"]["unknown_tags_px"]),
+                   err=True)
 
 
 def _progress(total: int):

@@ -7,18 +7,7 @@ from pathlib import Path
 
 import click
 
-
-def parse_size(size: str | None) -> tuple[int, int] | None:
-    """'WxH' -> (W, H)."""
-    if size is None:
-        return None
-    try:
-        width, height = (int(v) for v in size.lower().split("x"))
-        if width <= 0 or height <= 0:
-            raise ValueError
-    except ValueError:
-        raise click.BadParameter(f"{size!r} is not WIDTHxHEIGHT, e.g. 512x256", param_hint="--size") from None
-    return width, height
+from carla_neural.cli.options import WxH, threads_option
 
 
 @click.command(name="render")
@@ -31,7 +20,7 @@ def parse_size(size: str | None) -> tuple[int, int] | None:
 @click.option("--single-g", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="NVIDIA single-image generator for the first frames (label2city_single/latest_net_G_*.pth).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output folder.")
-@click.option("--size", default=None, help="Working WIDTHxHEIGHT of the model (default: the size the "
+@click.option("--size", type=WxH(), default=None, help="Working WIDTHxHEIGHT of the model (default: the size the "
               "checkpoint was trained at, its metadata.working_size, else the input size); outputs keep "
               "the input size.")
 @click.option("--engine", default="torch", show_default=True, help="Renderer engine.")
@@ -41,8 +30,10 @@ def parse_size(size: str | None) -> tuple[int, int] | None:
                    "real maps lack, boundary smoothing, specks) before rendering.")
 @click.option("--transform-config", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Label transform config JSON (default: the calibrated one); implies --adapt-labels.")
+@threads_option
 def command(checkpoint: str, labels_dir: Path, instances_dir: Path | None, single_g: Path | None, out: Path,
-            size: str | None, engine: str, device: str, adapt_labels: bool, transform_config: Path | None) -> None:
+            size: tuple[int, int] | None, engine: str, device: str, adapt_labels: bool, transform_config: Path | None,
+            threads: int | None) -> None:
     """Render label PNGs to RGB PNGs with the same names: one per input frame, first ones included."""
     import cv2
     from tqdm import tqdm
@@ -58,7 +49,10 @@ def command(checkpoint: str, labels_dir: Path, instances_dir: Path | None, singl
     from renderer.checkpoint import CheckpointError
     from renderer.loading import load_renderer
 
-    working_size = parse_size(size)
+    from renderer.cpus import set_torch_threads
+
+    set_torch_threads(threads)
+    working_size = size
     try:
         sequences, skipped = find_sequences(labels_dir)
         if instances_dir is not None:

@@ -13,13 +13,7 @@ from pathlib import Path
 
 import click
 
-
-def _size(value: str) -> tuple[int, int]:
-    try:
-        width, height = (int(v) for v in value.lower().split("x"))
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not WIDTHxHEIGHT, e.g. 256x128", param_hint="--size") from None
-    return width, height
+from carla_neural.cli.options import WxH, threads_option
 
 
 @click.command(name="train")
@@ -36,7 +30,7 @@ def _size(value: str) -> tuple[int, int]:
               help="Fine-tune from one of our checkpoints or an NVIDIA vid2vid checkpoint folder.")
 @click.option("--baseline", is_flag=True, default=None, help="Frame-by-frame baseline: temporal path off.")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Training clips.")
-@click.option("--size", default=None, help="Crop WIDTHxHEIGHT (multiple of the generator's size multiple).")
+@click.option("--size", type=WxH(), default=None, help="Crop WIDTHxHEIGHT (multiple of the generator's size multiple).")
 @click.option("--load-width", type=click.IntRange(min=16), default=None, help="Resize frames to this width first.")
 @click.option("--clip-length", type=click.IntRange(min=1), default=None)
 @click.option("--max-clip-length", type=click.IntRange(min=1), default=None)
@@ -58,10 +52,14 @@ def _size(value: str) -> tuple[int, int]:
 @click.option("--seed", type=int, default=None)
 @click.option("--workers", type=click.IntRange(min=0), default=None, help="DataLoader worker processes.")
 @click.option("--no-resume", is_flag=True, default=None, help="Start over even if OUT holds a checkpoint.")
-def command(datasets: tuple[str, ...], out: Path, config_file: Path | None, **options) -> None:
+@threads_option
+def command(datasets: tuple[str, ...], out: Path, config_file: Path | None, threads: int | None, **options) -> None:
     """Train a generator with vid2vid's losses and curriculum (resumes OUT if it holds a checkpoint)."""
     from renderer.training.config import ConfigError, TrainConfig
+    from renderer.cpus import set_torch_threads
     from renderer.training.losses import LossWeights
+
+    set_torch_threads(threads)
 
     values = json.loads(config_file.read_text()) if config_file else {}
     if datasets:
@@ -72,7 +70,7 @@ def command(datasets: tuple[str, ...], out: Path, config_file: Path | None, **op
         if value is None:
             continue
         if name == "size":
-            values["crop_width"], values["crop_height"] = _size(value)
+            values["crop_width"], values["crop_height"] = value
         elif name == "val_sequences":
             values["val_sequences"] = [n.strip() for n in value.split(",") if n.strip()]
         elif name == "baseline":

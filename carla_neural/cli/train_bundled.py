@@ -24,6 +24,8 @@ from pathlib import Path
 
 import click
 
+from carla_neural.cli.options import WxH
+
 log = logging.getLogger(__name__)
 
 TRAIN_SEED_BASE = 0
@@ -219,7 +221,7 @@ def write_readme(out: Path, figures: dict) -> None:
               show_default=True, help="Data, runs, logs and the baseline checkpoint.")
 @click.option("--sequences", type=click.IntRange(min=1), default=16, show_default=True, help="Training sequences.")
 @click.option("--frames", type=click.IntRange(min=8), default=32, show_default=True, help="Frames per sequence.")
-@click.option("--size", default="256x128", show_default=True, help="WIDTHxHEIGHT of data and training.")
+@click.option("--size", type=WxH(), default="256x128", show_default=True, help="WIDTHxHEIGHT of data and training.")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Clips per model (default: from --minutes).")
 @click.option("--long-steps", type=click.IntRange(min=0), default=None,
               help="Clips of 16 frames per model after --steps (default: a fifth of --steps; 0: none).")
@@ -236,7 +238,7 @@ def command(out: Path, work: Path, sequences: int, frames: int, size: str, steps
             minutes: float,
             device: str, seed: int, eval_sequences: int, eval_frames: int, only: str, no_fid: bool) -> None:
     """Export built-in-world data, train lite and the baseline, evaluate both, write the model."""
-    width, height = (int(v) for v in size.lower().split("x"))
+    width, height = size
     work.mkdir(parents=True, exist_ok=True)
     data = work / "data"
     state_path = work / "bundled_state.json"

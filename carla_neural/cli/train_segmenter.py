@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from carla_neural.cli.options import WxH
+
 
 def _names(value: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in value.split(",") if name.strip())
@@ -21,8 +23,8 @@ def _names(value: str) -> tuple[str, ...]:
 @click.option("--train-sequences", default=None, help="Comma-separated sequences to train on (default: the rest).")
 @click.option("--steps", type=click.IntRange(min=1), default=600, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
-@click.option("--crop", default="256x128", show_default=True, help="Training crop WIDTHxHEIGHT (multiples of 16).")
-@click.option("--size", default="512x256", show_default=True,
+@click.option("--crop", type=WxH(min_side=16), default="256x128", show_default=True, help="Training crop WIDTHxHEIGHT (multiples of 16).")
+@click.option("--size", type=WxH(min_side=16), default="512x256", show_default=True,
               help="Working size WIDTHxHEIGHT: frames are resized to it once, and so is every input later.")
 @click.option("--lr", type=float, default=2e-3, show_default=True)
 @click.option("--class-weights", type=click.Choice(["none", "inverse-sqrt"]), default="none", show_default=True,
@@ -37,18 +39,16 @@ def _names(value: str) -> tuple[str, ...]:
               help="Leave after this step (the schedule still spans --steps); run again to resume.")
 @click.option("--no-resume", is_flag=True, help="Start over even if OUT holds a checkpoint.")
 def command(data: str, out: Path, val_sequences: str, train_sequences: str | None, steps: int, batch_size: int,
-            crop: str, size: str, lr: float, class_weights: str, jitter: float, val_every: int, seed: int,
+            crop: tuple[int, int], size: tuple[int, int], lr: float, class_weights: str, jitter: float, val_every: int, seed: int,
             threads: int, stop_at: int | None, no_resume: bool) -> None:
     """Train the segmenter (RGB -> 19 Cityscapes train classes); resumes OUT if it holds a checkpoint."""
     from renderer.checkpoint import CheckpointError
     from renderer.segmenter.model import SegmenterConfig
     from renderer.segmenter.training import SegmenterTrainConfig, SegmenterTrainError, train_segmenter
     from renderer.training.datasets import DatasetError
-    from renderer.worker import parse_size
-
     try:
-        crop_width, crop_height = parse_size(crop)
-        width, height = parse_size(size)
+        crop_width, crop_height = crop
+        width, height = size
         config = SegmenterTrainConfig(
             data=data, out_dir=str(out), val_sequences=_names(val_sequences),
             train_sequences=_names(train_sequences) if train_sequences is not None else None,

@@ -15,6 +15,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from carla_neural.recorder import png_path, read_frames_jsonl
 from carla_neural.sources.encoding import read_flow_png
 
 log = logging.getLogger(__name__)
@@ -69,17 +70,7 @@ class RunFolder:
         if not frames_jsonl.is_file():
             raise RunFolderError(f"{frames_jsonl} is missing: the recorder writes it for every run; "
                                  "the run folder is incomplete")
-        frames = []
-        for number, line in enumerate(frames_jsonl.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                frames.append(json.loads(line))
-            except json.JSONDecodeError:
-                # A killed recorder may leave a half-written last line; the frames before it stand.
-                log.warning("%s line %d is not JSON; using the %d frames before it", frames_jsonl, number,
-                            len(frames))
-                break
+        frames = read_frames_jsonl(frames_jsonl)
         if not frames:
             raise RunFolderError(f"{frames_jsonl} lists no frames: nothing to compare")
         return frames
@@ -89,7 +80,7 @@ class RunFolder:
 
     def png_path(self, kind: str, frame_id: int) -> Path:
         """Path of one PNG frame: frames/<kind>/<frame_id:06d>.png."""
-        return self.path / "frames" / kind / f"{frame_id:06d}.png"
+        return png_path(self.path, kind, frame_id)
 
     def has_png(self, kind: str) -> bool:
         """True when frames/<kind>/ holds a PNG for the first and the last frame."""

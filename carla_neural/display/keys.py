@@ -36,8 +36,6 @@ class Action(enum.Enum):
     NEXT_WEATHER = "next_weather"
     PREVIOUS_WEATHER = "previous_weather"
     NEXT_CAMERA = "next_camera"
-    NEXT_SENSOR = "next_sensor"
-    TOGGLE_RECORDING = "toggle_recording"
     TOGGLE_REVERSE = "toggle_reverse"
     TOGGLE_HUD = "toggle_hud"
     TOGGLE_HELP = "toggle_help"
@@ -52,9 +50,6 @@ _RELEASE_ACTIONS = {
     pygame.K_p: Action.TOGGLE_AUTOPILOT,
     pygame.K_c: Action.NEXT_WEATHER,
     pygame.K_TAB: Action.NEXT_CAMERA,
-    pygame.K_BACKQUOTE: Action.NEXT_SENSOR,
-    pygame.K_n: Action.NEXT_SENSOR,
-    pygame.K_r: Action.TOGGLE_RECORDING,
     pygame.K_q: Action.TOGGLE_REVERSE,
     pygame.K_F1: Action.TOGGLE_HUD,
     pygame.K_h: Action.TOGGLE_HELP,
@@ -72,8 +67,6 @@ HELP_LINES = (
     ("P", "toggle autopilot"),
     ("C / Shift+C", "next / previous weather"),
     ("TAB", "camera position"),
-    ("N / `", "next sensor"),
-    ("R", "toggle recording"),
     ("1 / 2 / 3", "raw / labels / neural panel"),
     ("F1", "toggle HUD"),
     ("H", "toggle this help"),

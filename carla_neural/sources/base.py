@@ -70,6 +70,11 @@ class Source(abc.ABC):
     weather: str = ""
     # Named camera positions on the ego car, in the order TAB cycles through them.
     camera_mounts: tuple[str, ...] = ()
+    # The sensors each Frame carries (of semantic, instance, rgb, depth, flow).
+    sensors: tuple[str, ...] = ("semantic",)
+    # The CARLA tag scheme of semantic_bgra ("0.9.14", "0.9.13"; see carla_neural.remap_tables),
+    # which each source knows best: the live CARLA source reads it from the server's version.
+    tag_scheme: str = "0.9.14"
 
     @abc.abstractmethod
     def tick(self) -> Frame:

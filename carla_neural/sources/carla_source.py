@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import math
 import random
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -143,6 +142,8 @@ class CarlaSource(Source):
         self.client, self.client_version, self.server_version = connect(
             carla, config.host, config.port, config.timeout_s
         )
+        self.sensors = tuple(config.camera.sensors)
+        self.tag_scheme = _tag_scheme_of(self.server_version)
         self.world = (
             load_map(self.client, config.map_name, config.timeout_s)
             if config.map_name else self.client.get_world()
@@ -310,7 +311,6 @@ class CarlaSource(Source):
 
     def tick(self) -> Frame:
         """Advance one fixed step; return its frame (raises SensorTimeout naming silent sensors)."""
-        started = time.perf_counter()
         frame_id = self._tick_world()
         measurements = self.assembler.collect(frame_id, self.config.sensor_timeout_s)
         semantic = measurements["semantic"]
@@ -318,7 +318,7 @@ class CarlaSource(Source):
         def bgra(name: str) -> Any:
             return image_to_bgra(measurements[name]) if name in measurements else None
 
-        frame = Frame(
+        return Frame(
             frame_id=frame_id,
             sim_time=float(semantic.timestamp),
             semantic_bgra=image_to_bgra(semantic),
@@ -326,11 +326,9 @@ class CarlaSource(Source):
             rgb_bgra=bgra("rgb"),
             depth_bgra=bgra("depth"),
             flow=flow_image_to_array(measurements["flow"]) if "flow" in measurements else None,
-            tag_scheme="0.9.14",
+            tag_scheme=self.tag_scheme,
             ego=self._ego_state(),
         )
-        frame.timings_ms["world"] = (time.perf_counter() - started) * 1000.0
-        return frame
 
     def _tick_world(self) -> int:
         """world.tick with a timeout; CarlaConnectionError when the server does not answer."""
@@ -405,3 +403,14 @@ class CarlaSource(Source):
             # A dead server should cost seconds at exit, not a full timeout per step.
             client.set_timeout(min(self.config.timeout_s, 5.0))
         self._teardown.run()
+
+
+def _tag_scheme_of(server_version: str) -> str:
+    """The tag scheme the server's semantic camera uses; 0.9.14's where its version is unreadable."""
+    from carla_neural.remap_tables import resolve_scheme
+
+    try:
+        return resolve_scheme(server_version)
+    except ValueError:
+        log.warning("cannot read the CARLA server version %r; assuming tag scheme 0.9.14", server_version)
+        return "0.9.14"

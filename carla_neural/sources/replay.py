@@ -10,22 +10,17 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from carla_neural.recorder import read_frames_jsonl
-from carla_neural.remap import Remapper
+from carla_neural.recorder import png_path, read_frames_jsonl
+from carla_neural.remap import INSTANCE_ID_MULTIPLIER, LABEL_HAS_INSTANCES, Remapper
 from carla_neural.sources.base import Frame, Source
 from carla_neural.sources.encoding import encode_backward_flow, read_flow_png, rgb_to_bgra
 
 log = logging.getLogger(__name__)
-
-# Cityscapes labelIds whose objects carry instance numbers (labelId * 1000 + k).
-_LABELS_WITH_INSTANCES = frozenset({24, 25, 26, 27, 28, 29, 30, 31, 32, 33})
-
 
 class EndOfReplay(EOFError):
     """Every recorded frame has been replayed."""
@@ -49,7 +44,7 @@ class ReplaySource(Source):
     def __init__(self, run_dir: str | Path, loop: bool = False) -> None:
         self.run_dir = Path(run_dir)
         self.loop = loop
-        frames_dir = self.run_dir / "frames" / "label_ids"
+        frames_dir = png_path(self.run_dir, "label_ids", 0).parent
         if not frames_dir.is_dir():
             raise FileNotFoundError(
                 f"{self.run_dir} has no frames/label_ids/: replay needs a run recorded with "
@@ -69,15 +64,14 @@ class ReplaySource(Source):
         self._next = 0
         self.fps = fps
         kinds = {"rgb": "raw", "instance": "instance_ids", "flow": "flow"}
-        first = f"{self.frame_ids[0]:06d}.png"
         self.sensors = ("semantic",) + tuple(
-            sensor for sensor, kind in kinds.items() if (self.run_dir / "frames" / kind / first).is_file())
+            sensor for sensor, kind in kinds.items() if png_path(self.run_dir, kind, self.frame_ids[0]).is_file())
 
     def __len__(self) -> int:
         return len(self.frame_ids)
 
     def _png(self, kind: str, frame_id: int, flags: int = cv2.IMREAD_UNCHANGED) -> np.ndarray | None:
-        path = self.run_dir / "frames" / kind / f"{frame_id:06d}.png"
+        path = png_path(self.run_dir, kind, frame_id)
         if not path.is_file():
             return None
         image = cv2.imread(str(path), flags)
@@ -87,7 +81,6 @@ class ReplaySource(Source):
 
     def tick(self) -> Frame:
         """The next recorded frame (raises EndOfReplay after the last one unless looping)."""
-        started = time.perf_counter()
         if self._next >= len(self.frame_ids):
             if not self.loop:
                 raise EndOfReplay(f"replayed all {len(self.frame_ids)} frames of {self.run_dir}")
@@ -104,13 +97,14 @@ class ReplaySource(Source):
         instance_ids = self._png("instance_ids", frame_id)
         if instance_ids is not None:
             instance = semantic.copy()
-            object_ids = np.where(np.isin(instance_ids // 1000, list(_LABELS_WITH_INSTANCES)),
-                                  instance_ids % 1000, 0).astype(np.uint16)
+            # Cityscapes-style ids (remap.py): labelId * 1000 + k for objects, labelId for stuff.
+            object_ids = np.where(LABEL_HAS_INSTANCES[np.minimum(instance_ids // INSTANCE_ID_MULTIPLIER, 255)],
+                                  instance_ids % INSTANCE_ID_MULTIPLIER, 0).astype(np.uint16)
             instance[..., 1] = object_ids & 0xFF
             instance[..., 0] = object_ids >> 8
         raw = self._png("raw", frame_id, cv2.IMREAD_COLOR)
         flow = None
-        flow_path = self.run_dir / "frames" / "flow" / f"{frame_id:06d}.png"
+        flow_path = png_path(self.run_dir, "flow", frame_id)
         if flow_path.is_file():
             flow = encode_backward_flow(read_flow_png(flow_path)[0])
         frame = Frame(
@@ -120,7 +114,6 @@ class ReplaySource(Source):
             instance_bgra=instance,
             rgb_bgra=rgb_to_bgra(cv2.cvtColor(raw, cv2.COLOR_BGR2RGB)) if raw is not None else None,
             flow=flow,
-            tag_scheme="0.9.14",
+            tag_scheme=self.tag_scheme,
         )
-        frame.timings_ms["world"] = (time.perf_counter() - started) * 1000.0
         return frame

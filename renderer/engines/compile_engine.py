@@ -11,9 +11,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from renderer.engines.base import Engine, EngineUnavailable
-from renderer.engines.hardware import DTYPES, resolve_precision
-from renderer.engines.torch_engine import to_channels_last
+from renderer.engines.base import EngineUnavailable
+from renderer.engines.torch_engine import TorchEngine
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +33,9 @@ def compiler_available(device: torch.device) -> tuple[bool, str]:
     return False, f"no torch.compile backend for device type {device.type}"
 
 
-class CompileEngine(Engine):
-    """The body compiled once per input shape with ``torch.compile(dynamic=False)``.
+class CompileEngine(TorchEngine):
+    """The body compiled once per input shape with ``torch.compile(dynamic=False)``; precision and
+    layout as TorchEngine's.
 
     ``mode`` is torch.compile's (None = default; "max-autotune" searches kernels, minutes on a
     CPU). ``freezing`` lets Inductor constant-fold the weights (pre-packed oneDNN weights on CPU).
@@ -53,28 +53,22 @@ class CompileEngine(Engine):
         mode: str | None = None,
         freezing: bool = False,
     ) -> None:
-        super().__init__(generator, device, size)
-        ok, why = compiler_available(self.device)
+        ok, why = compiler_available(torch.device(device))
         if not ok:
             raise EngineUnavailable(why)
-        self.precision = resolve_precision(precision, self.device)
-        # Inductor keeps its own layouts; channels_last inputs measured faster on CPU for both the
-        # compact and the NVIDIA-size models, with frames as close to NVIDIA's as NCHW eager.
-        self.channels_last = self.device.type == "cpu" if channels_last is None else channels_last
-        if self.channels_last:
-            generator.to(memory_format=torch.channels_last)
         self.mode = mode
         self.freezing = freezing
         self._compiled: Any = None
+        super().__init__(generator, device, size, precision=precision, channels_last=channels_last)
+
+    def default_channels_last(self, generator: nn.Module) -> bool:
+        # Inductor keeps its own layouts; channels_last inputs measured faster on CPU for both the
+        # compact and the NVIDIA-size models, with frames as close to NVIDIA's as NCHW eager.
+        return self.device.type == "cpu"
 
     def describe(self) -> dict[str, Any]:
         """Engine facts, with the compile options."""
-        return {
-            **super().describe(),
-            "channels_last": self.channels_last,
-            "mode": self.mode or "default",
-            "freezing": self.freezing,
-        }
+        return {**super().describe(), "mode": self.mode or "default", "freezing": self.freezing}
 
     def build(self, flat: list[Tensor]) -> None:
         """Compile and run once (Inductor compiles lazily, on the first call)."""
@@ -82,12 +76,7 @@ class CompileEngine(Engine):
         self._compiled = torch.compile(self.body, dynamic=False, mode=self.mode, options=options)
         self.run(flat)
 
-    def run(self, flat: list[Tensor]) -> Sequence[Tensor]:
-        """The compiled body under no_grad (and autocast for reduced precision)."""
-        if self.channels_last:
-            flat = to_channels_last(flat)
+    def forward(self, flat: list[Tensor]) -> Sequence[Tensor]:
+        """The compiled body under no_grad."""
         with torch.no_grad():
-            if self.precision == "fp32":
-                return self._compiled(*flat)
-            with torch.autocast(self.device.type, dtype=DTYPES[self.precision]):
-                return self._compiled(*flat)
+            return self._compiled(*flat)

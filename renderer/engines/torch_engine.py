@@ -52,24 +52,30 @@ class TorchEngine(Engine):
     ) -> None:
         super().__init__(generator, device, size)
         self.precision = resolve_precision(precision, self.device)
-        self.channels_last = (
-            default_channels_last(generator, self.device) if channels_last is None else channels_last
-        )
+        self.channels_last = self.default_channels_last(generator) if channels_last is None else channels_last
         if self.channels_last:
             generator.to(memory_format=torch.channels_last)
-        if self.precision != "fp32":
+        if self.precision != "fp32" and self.name == "torch":
             self.name = f"torch-{self.precision}"
+
+    def default_channels_last(self, generator: nn.Module) -> bool:
+        """The layout "auto" picks (see `default_channels_last`)."""
+        return default_channels_last(generator, self.device)
 
     def describe(self) -> dict[str, Any]:
         """Engine facts, with the memory layout."""
         return {**super().describe(), "channels_last": self.channels_last}
 
+    def forward(self, flat: list[Tensor]) -> Sequence[Tensor]:
+        """The body itself, under inference_mode."""
+        with torch.inference_mode():
+            return self.body(*flat)
+
     def run(self, flat: list[Tensor]) -> Sequence[Tensor]:
-        """Eager body under inference_mode (and autocast for reduced precision)."""
+        """The body in the engine's layout and precision (autocast for reduced precision)."""
         if self.channels_last:
             flat = to_channels_last(flat)
-        with torch.inference_mode():
-            if self.precision == "fp32":
-                return self.body(*flat)
-            with torch.autocast(self.device.type, dtype=DTYPES[self.precision]):
-                return self.body(*flat)
+        if self.precision == "fp32":
+            return self.forward(flat)
+        with torch.autocast(self.device.type, dtype=DTYPES[self.precision]):
+            return self.forward(flat)

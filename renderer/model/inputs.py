@@ -6,6 +6,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from renderer.edges import mark_edges
+
 
 def one_hot_labels(label_ids: torch.Tensor, label_nc: int, dtype=torch.float32) -> torch.Tensor:
     """(B, H, W) integer labelIds -> (B, label_nc, H, W) one-hot; ids must be < label_nc."""
@@ -17,13 +19,7 @@ def one_hot_labels(label_ids: torch.Tensor, label_nc: int, dtype=torch.float32) 
 
 def instance_edges(instance_ids: torch.Tensor, dtype=torch.float32) -> torch.Tensor:
     """(B, H, W) instance ids -> (B, 1, H, W) edges: 1 where a 4-neighbour has another id."""
-    horizontal = instance_ids[:, :, 1:] != instance_ids[:, :, :-1]
-    vertical = instance_ids[:, 1:, :] != instance_ids[:, :-1, :]
-    edges = torch.zeros(instance_ids.shape, dtype=torch.bool, device=instance_ids.device)
-    edges[:, :, 1:] |= horizontal
-    edges[:, :, :-1] |= horizontal
-    edges[:, 1:, :] |= vertical
-    edges[:, :-1, :] |= vertical
+    edges = mark_edges(torch.zeros(instance_ids.shape, dtype=torch.bool, device=instance_ids.device), instance_ids)
     return edges.unsqueeze(1).to(dtype)
 
 

@@ -22,6 +22,7 @@ from torch.utils.data import Dataset
 
 from renderer.edges import instance_edges
 from renderer.flow_png import read_flow_png
+from renderer.resize import resize_nearest
 from renderer.training.flow import FlowCache, resize_flow
 
 log = logging.getLogger(__name__)
@@ -177,9 +178,9 @@ def resize_frame(label_ids: np.ndarray, rgb: np.ndarray, instance_ids: np.ndarra
     uint8 photo area-averaged (a photo downsized by point sampling aliases)."""
     if label_ids.shape == (height, width):
         return label_ids, rgb, instance_ids
-    return (cv2.resize(label_ids, (width, height), interpolation=cv2.INTER_NEAREST),
+    return (resize_nearest(label_ids, width, height),
             cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA),
-            cv2.resize(instance_ids, (width, height), interpolation=cv2.INTER_NEAREST))
+            resize_nearest(instance_ids, width, height))
 
 
 def load_frame(seq: Sequence, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

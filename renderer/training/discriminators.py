@@ -57,11 +57,6 @@ class MultiScaleDiscriminator(nn.Module):
         return outputs
 
 
-def image_discriminator_input(label_maps: torch.Tensor, rgb: torch.Tensor) -> torch.Tensor:
-    """(B, L, H, W) generator label input and (B, 3, H, W) image -> (B, L + 3, H, W)."""
-    return torch.cat([label_maps, rgb], dim=1)
-
-
 class TemporalDiscriminators(nn.Module):
     """One multi-scale discriminator per frame stride (1, n, n^2, ...) on n frames + n-1 flows.
 

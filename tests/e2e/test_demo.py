@@ -39,6 +39,7 @@ def test_demo_writes_a_complete_run_folder(tmp_path: Path, tiny_checkpoint: Path
 
     closing = result.stdout.strip().splitlines()[-1]
     assert closing.startswith("demo: 8 frames at 128x64") and str(out) in closing and "neural.mp4" in closing
+    assert "worker.log" in closing and (out / "worker.log").stat().st_size > 0
 
     for name in ("raw", "labels", "neural", "side_by_side"):
         with av.open(str(out / f"{name}.mp4")) as container:

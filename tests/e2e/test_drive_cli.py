@@ -18,7 +18,7 @@ CLI = [str(Path(sys.executable).with_name("carla-neural"))]
 def drive(checkpoint: Path, *args: str, size: tuple[int, int] = (64, 32)) -> subprocess.CompletedProcess:
     env = {**os.environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy", "OMP_NUM_THREADS": "1"}
     return subprocess.run(
-        [*CLI, "drive", "--world", "builtin", "--checkpoint", str(checkpoint), "--size", str(size[0]), str(size[1]),
+        [*CLI, "drive", "--world", "builtin", "--checkpoint", str(checkpoint), "--size", f"{size[0]}x{size[1]}",
          "--vehicles", "2", "--walkers", "2", "--headless", *args],
         capture_output=True, text=True, timeout=120, env=env,
     )

@@ -81,6 +81,7 @@ def test_evaluate_refuses_a_folder_that_is_not_a_checkpoint(tmp_path) -> None:
 def test_pictures_of_a_real_sequence_and_of_the_built_in_world(tmp_path, tiny_checkpoint) -> None:
     from carla_neural.pictures import GAP_PX, HEADER_PX
     from carla_neural.remap import colorize_label_ids
+    from renderer.resize import resize_nearest
 
     data = _layout(tmp_path / "data")
     real = tmp_path / "real.png"
@@ -94,7 +95,7 @@ def test_pictures_of_a_real_sequence_and_of_the_built_in_world(tmp_path, tiny_ch
     # Row 2 is frame 5: its label panel is the coloured label map, its photo panel the resized photo.
     top = row_h + GAP_PX + HEADER_PX
     labels = cv2.imread(str(data / "train_A" / "seq0001" / "x_000005.png"), cv2.IMREAD_UNCHANGED)
-    labels = cv2.resize(labels, (64, 32), interpolation=cv2.INTER_NEAREST)
+    labels = resize_nearest(labels, 64, 32)
     assert np.array_equal(image[top:top + 32, :64], colorize_label_ids(labels))
     photo = cv2.cvtColor(cv2.imread(str(data / "train_B" / "seq0001" / "x_000005.jpg")), cv2.COLOR_BGR2RGB)
     photo = cv2.resize(photo, (64, 32), interpolation=cv2.INTER_AREA)

@@ -13,12 +13,8 @@ import numpy as np
 import pytest
 import zmq
 
-from carla_neural.render_client import (
-    RenderClient,
-    WorkerStartError,
-    WorkerSupervisor,
-    WorkerUnavailable,
-)
+from carla_neural.render_client import RenderClient, WorkerUnavailable
+from carla_neural.worker_supervisor import WorkerStartError, WorkerSupervisor
 from renderer import protocol
 from renderer.protocol import MsgType
 

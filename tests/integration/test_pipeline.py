@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import av
@@ -10,8 +11,10 @@ import numpy as np
 import pygame
 import pytest
 
+from carla_neural.backends import ClientBackend, InProcessBackend, Rendered
 from carla_neural.display import Display
-from carla_neural.pipeline import ClientBackend, InProcessBackend, Pipeline, PipelineConfig, Presented
+from carla_neural.display.live import LiveView
+from carla_neural.pipeline import Pipeline, PipelineConfig, Presented
 from carla_neural.recorder import Recorder, RecorderConfig, read_frames_jsonl
 from carla_neural.sources.world import BuiltinWorld, WorldConfig
 from carla_neural.worker_supervisor import WorkerSupervisor
@@ -55,11 +58,22 @@ def decode_count(path: Path) -> int:
 def test_lockstep_through_a_worker_records_every_frame_in_order(
         supervisor: WorkerSupervisor, checkpoint: Path, display: Display, tmp_path: Path) -> None:
     presented: list[Presented] = []
+    received: dict[int, Rendered] = {}
+
+    class Watched(ClientBackend):
+        """The client's own figures per frame, to check what reaches frames.jsonl."""
+
+        def receive(self) -> Rendered:
+            result = super().receive()
+            received[result.frame_id] = result
+            return result
+
     client = supervisor.client()
     try:
         with world() as source:
             recorder = Recorder(tmp_path, RecorderConfig(png=("label_ids",)), run_info={"source": "builtin"})
-            pipeline = Pipeline(source, ClientBackend(client), display, recorder, PipelineConfig(mode="lockstep"))
+            pipeline = Pipeline(source, Watched(client), LiveView(display, source), recorder,
+                                PipelineConfig(mode="lockstep"))
             summary = pipeline.run(6, on_frame=presented.append)
             recorded = recorder.close({"pipeline": summary})
     finally:
@@ -73,8 +87,17 @@ def test_lockstep_through_a_worker_records_every_frame_in_order(
     assert lines[-1]["ego"]["autopilot"] and lines[-1]["ego"]["speed_mps"] >= 0.0
     for line in lines[1:]:
         assert {"world", "remap", "wait", "render", "display", "record", "frame"} <= set(line["timings_ms"])
-    # Transport where the main thread waited for the reply (else its arrival time is unknown).
-    assert all(line["timings_ms"].get("transport", 0.0) >= 0.0 for line in lines)
+    # Transport where the main thread waited for the reply (else its arrival time is unknown): the
+    # client's figure, never more than its round trip less the worker's render time.
+    assert sorted(received) == ids
+    for line in lines:
+        result = received[line["frame_id"]]
+        if result.transport_ms is None:
+            assert "transport" not in line["timings_ms"], line
+        else:
+            assert line["timings_ms"]["transport"] == pytest.approx(result.transport_ms, abs=1e-3)
+            assert result.worker_ms is not None
+            assert result.transport_ms <= result.round_trip_ms - result.worker_ms + 1e-6
     for name in ("raw", "labels", "neural", "side_by_side"):
         assert decode_count(tmp_path / f"{name}.mp4") == 6, name
     stages = summary["stages_ms"]
@@ -121,14 +144,19 @@ def test_latest_wins_never_shows_a_frame_from_the_future(supervisor: WorkerSuper
     client = supervisor.client()
     try:
         with world() as source:
-            pipeline = Pipeline(source, ClientBackend(client), display, config=PipelineConfig(mode="latest"))
+            pipeline = Pipeline(source, ClientBackend(client), LiveView(display, source),
+                                config=PipelineConfig(mode="latest"))
 
             def on_frame(item: Presented) -> None:
                 shown.append((item.frame.frame_id, item.neural_rgb))
 
             summary = pipeline.run(12, on_frame=on_frame)
-            # Give the worker time to answer, then one more frame shows a rendered image.
-            client.latest(wait_s=5.0)
+            # Wait (on the worker's replies, however slow the machine) until the last frame
+            # submitted is rendered; then one more frame shows a rendered image.
+            last_submitted = shown[-1][0]
+            deadline = time.monotonic() + 300
+            while (result := client.latest(wait_s=0.5)) is None or result.frame_id < last_submitted:
+                assert time.monotonic() < deadline, f"frame {last_submitted} never came back; newest {result}"
             pipeline.run(1, on_frame=on_frame)
     finally:
         client.close()
@@ -141,7 +169,7 @@ def test_keys_drive_the_world(checkpoint: Path, display: Display) -> None:
     backend = InProcessBackend(load_renderer(str(checkpoint), device="cpu"))
     egos = []
     with world() as source:
-        pipeline = Pipeline(source, backend, display, config=PipelineConfig(overlap=False))
+        pipeline = Pipeline(source, backend, LiveView(display, source), config=PipelineConfig(overlap=False))
         pipeline.run(1)
         for key in (pygame.K_p, pygame.K_w):
             pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=key, mod=0))
@@ -176,7 +204,7 @@ def test_a_worker_killed_mid_run_leaves_no_frame_missing(checkpoint: Path, displ
         try:
             with world() as source:
                 recorder = Recorder(tmp_path / "run", RecorderConfig(videos=("neural",), side_by_side=False))
-                pipeline = Pipeline(source, ClientBackend(client), display, recorder)
+                pipeline = Pipeline(source, ClientBackend(client), LiveView(display, source), recorder)
 
                 def kill_on_third(item: Presented) -> None:
                     if own.pid == first_pid and pipeline.frames_presented == 3:
@@ -245,7 +273,8 @@ def test_a_labels_only_source_without_weather_or_mounts_runs(checkpoint: Path, d
         pygame.event.post(pygame.event.Event(pygame.KEYUP, key=key, mod=0))
     backend = InProcessBackend(load_renderer(str(checkpoint), device="cpu"))
     recorder = Recorder(tmp_path, RecorderConfig(videos=("labels", "neural")))
-    summary = Pipeline(LabelsOnly(), backend, display, recorder).run(3)
+    labels_only = LabelsOnly()
+    summary = Pipeline(labels_only, backend, LiveView(display, labels_only), recorder).run(3)
     recorder.close()
     assert summary["frames"] == 3
     assert decode_count(tmp_path / "side_by_side.mp4") == 3  # labels | neural only

@@ -140,7 +140,7 @@ def test_steering_is_capped_and_arrows_work() -> None:
         (pygame.K_c, pygame.KMOD_LSHIFT, Action.PREVIOUS_WEATHER),
         (pygame.K_TAB, 0, Action.NEXT_CAMERA),
         (pygame.K_q, 0, Action.TOGGLE_REVERSE),
-        (pygame.K_r, 0, Action.TOGGLE_RECORDING),
+        (pygame.K_F1, 0, Action.TOGGLE_HUD),
         (pygame.K_3, 0, Action.TOGGLE_NEURAL),
     ],
 )
@@ -149,6 +149,13 @@ def test_keys_map_to_actions(display: Display, key_code: int, mod: int, action: 
     state = display.poll()
     assert state.actions == [action]
     assert state.quit == (action is Action.QUIT)
+
+
+@pytest.mark.parametrize("key_code", [pygame.K_r, pygame.K_n, pygame.K_BACKQUOTE])
+def test_keys_bound_to_nothing_ask_for_nothing(display: Display, key_code: int) -> None:
+    # manual_control.py's recording and sensor keys: no run here records or switches sensors on a key.
+    tap(key_code)
+    assert display.poll().actions == []
 
 
 def test_autopilot_and_reverse_toggle_state(display: Display) -> None:

@@ -9,7 +9,8 @@ import torch
 from renderer.model.config import GeneratorConfig, SingleGConfig
 from renderer.model.generator import build_generator
 from renderer.model.inputs import encode_label_frame
-from renderer.sequential import SequentialRenderer, resize_nearest, round_size
+from renderer.resize import resize_nearest
+from renderer.sequential import SequentialRenderer, round_size
 
 TINY = GeneratorConfig(ngf=8, n_downsampling=2, n_blocks=2, n_blocks_local=1, n_scales=2,
                        single_g=SingleGConfig(ngf=4, n_downsampling=2, n_blocks=1))

@@ -12,15 +12,21 @@ from scenarios.runner import builtin_scenarios, drive_scenario, read_scenario
 from scenarios.schema import ScenarioError, WeatherParameters, parse_scenario
 
 
+# What each shipped scenario's weather (a CARLA preset) is in the built-in world.
+WEATHER_OF = {"urban_day": "ClearNoon", "rain_night": "HardRainNight", "highway": "CloudyNoon",
+              "dense_traffic": "CloudyNoon"}
+
+
 def test_every_builtin_scenario_has_a_builtin_world_counterpart() -> None:
     layouts = {}
+    assert set(builtin_scenarios()) == set(WEATHER_OF)
     for name in builtin_scenarios():
         scenario = read_scenario(name)
         config = world_config(scenario)
         layouts[name] = config.layout
         assert (config.width, config.height, config.fov_deg) == (
             scenario.cameras.width, scenario.cameras.height, scenario.cameras.fov)
-        assert config.weather == nearest_builtin_weather(scenario.weather)
+        assert config.weather == WEATHER_OF[name]
         assert config.seed == scenario.traffic.seed
         assert config.walkers == scenario.traffic.walkers
     assert layouts["highway"] == "highway" and layouts["urban_day"] == "urban"

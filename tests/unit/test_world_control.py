@@ -44,13 +44,14 @@ def test_steering_right_turns_clockwise_and_left_counter_clockwise():
 
 def test_autopilot_keeps_to_the_road_and_takes_over_again():
     world = BuiltinWorld(CONFIG)
-    road_tags = {1, 24}
+    road_tags = {1, 24}  # road and lane-line pixels are what the car drives on
     for _ in range(120):
         frame = world.tick()
     assert frame.ego.autopilot and frame.ego.speed_mps > 4.0
     ego = world.ego
     cell = world.layout.ground.material_at([[ego.x, ego.y]])[0]
     assert int(cell) in {1, 2, 3}, "the autopilot left the asphalt"
+    assert _ground_ahead(frame) in road_tags, "the camera does not see road straight ahead"
     _drive(world, VehicleControl(throttle=0.3, steer=0.2), 10)
     world.set_autopilot(True)
     for _ in range(80):
@@ -58,4 +59,14 @@ def test_autopilot_keeps_to_the_road_and_takes_over_again():
     assert frame.ego.autopilot and frame.ego.speed_mps > 2.0
     cell = world.layout.ground.material_at([[world.ego.x, world.ego.y]])[0]
     assert int(cell) in {1, 2, 3}
-    assert road_tags  # road and lane-line pixels are what the car drives on
+    assert _ground_ahead(frame) in road_tags, "after taking over, the car is not on the road"
+
+
+def _ground_ahead(frame) -> int:
+    """The semantic tag straight ahead of the car: the centre column's first pixel above the
+    ego car's own hood (tag 14), counting up from the bottom row."""
+    column = frame.semantic_bgra[:, frame.semantic_bgra.shape[1] // 2, 2]
+    row = len(column) - 1
+    while row > 0 and column[row] == 14:
+        row -= 1
+    return int(column[row])

@@ -153,6 +153,7 @@ class BuiltinWorld(Source):
                                  f"{', '.join(WorldConfig.field_names())}")
             config = replace(config, **overrides)
         self.config = config
+        self.sensors = tuple(config.sensors)
         started = time.perf_counter()
         self.layout: Layout = build_layout(config.layout, config.seed, config.blocks, config.ground_resolution_m)
         self._weather = get_weather(config.weather)
@@ -365,7 +366,6 @@ class BuiltinWorld(Source):
     def tick(self) -> Frame:
         if self._closed:
             raise RuntimeError("this BuiltinWorld is closed; create a new one")
-        started = time.perf_counter()
         dt = FIXED_DELTA_S
         for actor in self.actors:
             actor.remember()
@@ -373,9 +373,7 @@ class BuiltinWorld(Source):
         self._step_walkers(dt)
         self._step_ego(dt)
         self._frame_id += 1
-        frame = self.render()
-        frame.timings_ms["world"] = 1000.0 * (time.perf_counter() - started)
-        return frame
+        return self.render()
 
     # ------------------------------------------------------------------------------------------
     # simulation
@@ -550,6 +548,6 @@ class BuiltinWorld(Source):
             rgb_bgra=rgb_bgra,
             depth_bgra=depth_bgra,
             flow=flow,
-            tag_scheme="0.9.14",
+            tag_scheme=self.tag_scheme,
             ego=ego_state,
         )
