@@ -186,6 +186,13 @@ class OpenVinoEngine(Engine):
             "NUM_STREAMS": 1,
         }
         if self.cache:
+            try:
+                self.cache_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                log.warning("openvino: cannot use the cache folder %s (%s); converting without it "
+                            "(set %s to a writable folder)", self.cache_dir, error, CACHE_ENV)
+                self.cache = False
+        if self.cache:
             folder = self.cache_dir / body_cache_key(self.generator, flat, **settings)
             self.model_path = folder / "body.xml"
             self.cache_hit = self.model_path.exists()
@@ -200,13 +207,17 @@ class OpenVinoEngine(Engine):
                 compiled = core.compile_model(str(path), "CPU", config)
             self.model_path = None
         self._request = compiled.create_infer_request()
+        self._input_names = self.body.input_names()
         self._n_outputs = len(compiled.outputs)
         log.info("openvino: %s model, %d threads, %s", "cached" if self.cache_hit else "converted",
                  self.threads, self.precision)
 
     def run(self, flat: list[Tensor]) -> Sequence[Tensor]:
         """One synchronous inference; tensors cross as NumPy arrays (CPU memory)."""
-        inputs = [np.ascontiguousarray(tensor.detach().cpu().numpy()) for tensor in flat]
+        inputs = {
+            name: np.ascontiguousarray(tensor.detach().cpu().numpy())
+            for name, tensor in zip(self._input_names, flat)
+        }
         self._request.infer(inputs)
         # The request reuses its output buffers on the next call: copy out.
         return [
