@@ -2,10 +2,11 @@
 
 The body is exported with the same path as the ``onnx`` engine (``export_body_onnx``) and read
 by OpenVINO. Measured against ``openvino.convert_model`` straight from the PyTorch module (lite
-body at 512×256, 2 threads, contended 2-core machine): export + read took 27 s against 57 s, and
-the compiled ONNX graph ran faster (248 vs 409 ms/frame), so the ONNX route is used.
+body at 512×256, 2 threads, contended 2-core machine): export + read + compile took 27 s against
+57 s, and the compiled ONNX graph ran faster (248 vs 409 ms per call), so the ONNX route is used
+(docs/performance.md, "The openvino engine").
 
-Exporting takes seconds to minutes (lite ~20 s, NVIDIA's 1024_g1 over a minute on 2 cores), so
+Exporting takes up to minutes (under contention on 2 cores: lite 100 s, NVIDIA's 1024_g1 164 s), so
 the converted model (OpenVINO IR, fp32 weights) is kept in a cache folder keyed by the weights,
 the architecture, the input shapes, the model code and the library versions; a later start with
 the same model skips the export and OpenVINO's own ``CACHE_DIR`` skips recompiling.
