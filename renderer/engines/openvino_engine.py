@@ -56,6 +56,17 @@ def openvino_unavailable_reason(device: torch.device | str = "cpu") -> str | Non
     return None
 
 
+def cpu_config(threads: int, precision: str = "fp32") -> dict[str, Any]:
+    """OpenVINO CPU compile settings: ``threads`` inference threads, one stream with the latency
+    hint (frames come one at a time), and an explicit precision hint (see ``OpenVinoEngine``)."""
+    return {
+        "INFERENCE_NUM_THREADS": threads,
+        "INFERENCE_PRECISION_HINT": OV_PRECISIONS[precision],
+        "PERFORMANCE_HINT": "LATENCY",
+        "NUM_STREAMS": 1,
+    }
+
+
 def default_cache_dir() -> Path:
     """Where converted models are kept: ``$CARLA_NEURAL_CACHE/openvino``, else
     ``$XDG_CACHE_HOME/carla-neural/openvino`` (``~/.cache`` when unset)."""
@@ -180,12 +191,7 @@ class OpenVinoEngine(Engine):
 
         settings = {"opset": self.opset, "warp": self.warp_mode}
         core = openvino.Core()
-        config: dict[str, Any] = {
-            "INFERENCE_NUM_THREADS": self.threads,
-            "INFERENCE_PRECISION_HINT": OV_PRECISIONS[self.precision],
-            "PERFORMANCE_HINT": "LATENCY",
-            "NUM_STREAMS": 1,
-        }
+        config = cpu_config(self.threads, self.precision)
         if self.cache:
             try:
                 self.cache_dir.mkdir(parents=True, exist_ok=True)
