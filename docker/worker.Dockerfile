@@ -21,7 +21,7 @@ COPY carla_neural carla_neural
 COPY scenarios scenarios
 COPY domain_adapt domain_adapt
 # A worker host needs only renderer/ and its dependencies, plus the engines.
-RUN pip install ".[onnx,tensorrt]"
+RUN pip install ".[onnx,openvino,tensorrt]"
 
 # Stage 2: the runtime image, without compilers.
 FROM nvidia/cuda:${CUDA_VERSION}-cudnn-runtime-${UBUNTU}

@@ -5,7 +5,8 @@ through ``SequentialRenderer.step`` — label ids in, RGB out, exactly what a us
 random weights of the named preset. The start frames and ``warmup`` engine frames (which include
 the engine's build: export, compile) are excluded from the timing. Reported per case: median and
 mean ms/frame, frames/s from the median, peak memory, multiply-adds per frame (executed by our
-fast paths, and of the dense architecture) and the engine's build time.
+fast paths, and of the dense architecture), the engine's build time and, from one more frame, how
+far the engine's step is from the PyTorch fp32 generator's step on the same history.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from renderer.macs import count_macs
 from renderer.model import build_generator, preset
 from renderer.model.inputs import build_pyramid, encode_label_frame
 from renderer.model.stem import frame_codes
-from renderer.sequential import SequentialRenderer
+from renderer.sequential import SequentialRenderer, TorchEngine
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ class BenchResult:
     gmac_executed: float | None = None
     gmac_dense: float | None = None
     build_s: float | None = None
+    diff_255: float | None = None  # max |engine - PyTorch fp32| of one step, same history, of 255
     threads: int = 0
     device: str = "cpu"
     details: dict[str, Any] = field(default_factory=dict)
@@ -223,7 +225,8 @@ def run_case(
         result.status = "error"
         result.reason = f"size must be a multiple of {config.size_multiple} for {config_name}"
         return result
-    sequence = synthetic_street(width, height, config.n_frames - 1 + warmup + frames, seed)
+    # One frame beyond the timed ones for the parity step.
+    sequence = synthetic_street(width, height, config.n_frames - 1 + warmup + frames + 1, seed)
     if count:
         result.gmac_executed, result.gmac_dense = frame_macs(generator, size, sequence[: config.n_frames])
     gc.collect()
@@ -243,7 +246,7 @@ def run_case(
     cpu_times: list[float] = []
     started = time.perf_counter()
     try:
-        for index, (label_ids, instance_ids) in enumerate(sequence):
+        for index, (label_ids, instance_ids) in enumerate(sequence[:-1]):
             if cuda:
                 torch.cuda.synchronize()
             tick, cpu_tick = time.perf_counter(), time.process_time()
@@ -256,6 +259,10 @@ def run_case(
                 cpu_times.append(time.process_time() - cpu_tick)
                 if len(times) >= 2 and time.perf_counter() - started > max_seconds + engine.build_seconds:
                     break
+        probe = ParityProbe(engine, generator)
+        renderer.engine = probe
+        renderer.step(*sequence[index + 1])
+        result.diff_255 = probe.diff_255
     except Exception as error:  # a benchmark reports a failing engine and goes on
         log.exception("bench case %s/%s/%dx%d failed", config_name, engine_name, width, height)
         result.status, result.reason = "error", f"{type(error).__name__}: {error}"
@@ -272,6 +279,23 @@ def run_case(
     result.peak_mib = (torch.cuda.max_memory_allocated() / 2**20) if cuda else _peak_rss_mib()
     result.details = engine.describe()
     return result
+
+
+class ParityProbe:
+    """An engine wrapper that also runs the PyTorch fp32 generator on the same inputs and keeps
+    the largest difference of the composed images, in 8-bit levels ([-1, 1] spans 255)."""
+
+    def __init__(self, engine: Any, generator: Any) -> None:
+        self.engine = engine
+        self.reference = TorchEngine(generator)
+        self.diff_255: float | None = None
+
+    def __call__(self, label_stacks: Any, prev_stacks: Any, label_codes: Any = None) -> list[torch.Tensor]:
+        images = self.engine(label_stacks, prev_stacks, label_codes)
+        expected = self.reference(label_stacks, prev_stacks, label_codes)
+        diff = max(float((a.float() - b.float()).abs().max()) for a, b in zip(images, expected))
+        self.diff_255 = diff * 255.0 / 2.0
+        return images
 
 
 def run_bench(
@@ -310,7 +334,7 @@ def _fmt(value: float | None, digits: int = 1) -> str:
 
 def format_table(results: Iterable[BenchResult]) -> str:
     """A fixed-width text table of the results."""
-    header = ("config", "engine", "size", "ms/frame", "fps", "CPU ms", "peak MiB", "GMAC exec", "GMAC dense", "build s", "status")
+    header = ("config", "engine", "size", "ms/frame", "fps", "CPU ms", "peak MiB", "GMAC exec", "GMAC dense", "build s", "diff/255", "status")
     rows = [header]
     for r in results:
         status = r.status if r.status == "ok" else f"{r.status}: {r.reason}"
@@ -326,6 +350,7 @@ def format_table(results: Iterable[BenchResult]) -> str:
                 _fmt(r.gmac_executed, 2),
                 _fmt(r.gmac_dense, 2),
                 _fmt(r.build_s, 1),
+                _fmt(r.diff_255, 3),
                 status,
             )
         )

@@ -289,7 +289,7 @@ class Rendering(StrictModel):
     """Which generator renders the run and with which engine."""
 
     checkpoint: str = "bundled"
-    engine: Literal["torch", "compile", "onnx", "tensorrt"] = "torch"
+    engine: Literal["torch", "compile", "onnx", "openvino", "tensorrt"] = "torch"
 
 
 class Scenario(StrictModel):

@@ -55,3 +55,10 @@ def two_colour_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
             cv2.imwrite(str(root / "train_A" / seq / f"f{index:03d}.png"), labels)
             cv2.imwrite(str(root / "train_B" / seq / f"f{index:03d}.jpg"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     return root
+
+
+@pytest.fixture(scope="session")
+def openvino_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CARLA_NEURAL_CACHE folder shared by the session's openvino tests, so that the bodies
+    they have in common (tiny_checkpoint at 64x32) are exported once, and none in the user's cache."""
+    return tmp_path_factory.mktemp("carla-neural-cache")

@@ -12,7 +12,7 @@ from carla_neural.cli.options import WxH, threads_option
 
 # compile is left out of the default list only for its first-frame compile time (1-4 minutes per
 # configuration on a 2-core CPU); name it to include it.
-DEFAULT_ENGINES = "torch,onnx,torch-fp16,torch-bf16,tensorrt"
+DEFAULT_ENGINES = "torch,onnx,openvino,torch-fp16,torch-bf16,tensorrt"
 DEFAULT_CONFIGS = "lite,nvidia_1024_g1"
 # On-paper multiply-adds for these (config, size) pairs are always printed; timing them on a CPU
 # takes minutes per frame (the 2048 model is ~2.5 TMAC/frame at 2048x1024).
@@ -27,7 +27,7 @@ def _split(text: str) -> list[str]:
 
 @click.command()
 @click.option("--engines", default=DEFAULT_ENGINES, show_default=True,
-              help="Comma-separated engines: torch, torch-fp16, torch-bf16, compile, onnx, tensorrt. "
+              help="Comma-separated engines: torch, torch-fp16, torch-bf16, compile, onnx, openvino, tensorrt. "
                    "Ones this machine cannot run are listed as skipped, with the reason. "
                    "compile is not in the default list (it compiles for minutes on a small CPU).")
 @click.option("--configs", default=DEFAULT_CONFIGS, show_default=True,

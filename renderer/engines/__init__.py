@@ -6,6 +6,7 @@
 ``torch-bf16``  eager PyTorch under bf16 autocast — only where the device has native bf16
 ``compile``     ``torch.compile`` (Inductor) of the same body
 ``onnx``        ONNX export (opset 18, GridSample warp) run by ONNX Runtime
+``openvino``    the same ONNX export compiled by OpenVINO for the CPU — needs ``openvino``
 ``tensorrt``    TensorRT engine built from that ONNX — needs a CUDA GPU and ``tensorrt``
 ==============  ================================================================================
 
@@ -24,7 +25,7 @@ from torch import nn
 from renderer.engines.base import BodyStep, Engine, EngineUnavailable, example_stacks
 from renderer.engines.hardware import precision_support
 
-ENGINE_NAMES = ("torch", "torch-fp16", "torch-bf16", "compile", "onnx", "tensorrt")
+ENGINE_NAMES = ("torch", "torch-fp16", "torch-bf16", "compile", "onnx", "openvino", "tensorrt")
 
 __all__ = [
     "ENGINE_NAMES",
@@ -57,6 +58,11 @@ def engine_status(name: str, device: torch.device | str = "cpu") -> tuple[bool, 
         except EngineUnavailable as error:
             return False, str(error)
         return True, f"onnxruntime {providers[0]}"
+    if name == "openvino":
+        from renderer.engines.openvino_engine import openvino_unavailable_reason
+
+        reason = openvino_unavailable_reason(device)
+        return reason is None, reason or "openvino on the CPU"
     if name == "tensorrt":
         from renderer.engines.tensorrt_engine import tensorrt_unavailable_reason
 
@@ -94,6 +100,10 @@ def build_engine(
         from renderer.engines.onnx_engine import OnnxEngine
 
         engine = OnnxEngine(generator, device, size, **options)
+    elif name == "openvino":
+        from renderer.engines.openvino_engine import OpenVinoEngine
+
+        engine = OpenVinoEngine(generator, device, size, **options)
     else:
         from renderer.engines.tensorrt_engine import TensorRTEngine
 

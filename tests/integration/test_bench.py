@@ -37,6 +37,8 @@ def test_bench_prints_a_table_and_writes_json(tmp_path: Path) -> None:
     assert timed["peak_mib"] > 0 and timed["cpu_ms_median"] > 0
     assert 0 < timed["gmac_executed"] <= timed["gmac_dense"]
     assert (timed["width"], timed["height"]) == (64, 32)
+    # One more frame compares the engine's step with the PyTorch fp32 generator's, same history.
+    assert "diff/255" in done.stdout and 0 <= timed["diff_255"] < 0.5
     # Engines this machine cannot run are reported with what they need, not dropped.
     assert rows["tensorrt"]["status"] == "skipped" and "CUDA" in rows["tensorrt"]["reason"]
     assert rows["torch-bf16"]["status"] in ("ok", "skipped")

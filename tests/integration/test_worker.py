@@ -389,3 +389,31 @@ def test_an_ipv6_loopback_worker_serves_a_render_client(checkpoint, tmp_path) ->
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=10)
+
+
+def test_worker_serves_the_openvino_engine_like_pytorch(checkpoint, tmp_path, openvino_cache, monkeypatch):
+    from renderer.engines import engine_status
+    from renderer.loading import load_renderer
+
+    usable, reason = engine_status("openvino", "cpu")
+    if not usable:
+        pytest.skip(reason)
+    monkeypatch.setenv("CARLA_NEURAL_CACHE", str(openvino_cache))
+    process, endpoint = start_worker(checkpoint, tmp_path / "worker.log", "--engine", "openvino", "--threads", "1",
+                                     cli=True)
+    try:
+        peer = Peer(endpoint)
+        facts = json.loads(peer.request(protocol.encode(MsgType.PING, session_id=peer.session_id, seq=1)).text)
+        assert facts["engine"] == "openvino"
+        plain = load_renderer(checkpoint, engine="torch", device="cpu")
+        # Frame 0 is the single-image start; frames 1-2 run the OpenVINO body on the worker's own history.
+        for index in range(3):
+            frame = labels(10 + index)
+            reply = peer.request(peer.render_frames(frame, flags=Flag.RESET if index == 0 else 0), timeout_s=600)
+            assert reply.msg_type == MsgType.RENDER_REPLY, reply.text
+            rgb = protocol.check_render_reply(reply, (HEIGHT, WIDTH))
+            assert np.abs(rgb.astype(int) - plain.step(frame).astype(int)).max() <= 1
+        peer.bye()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0

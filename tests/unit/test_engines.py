@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +20,7 @@ from renderer.engines import (
     example_stacks,
 )
 from renderer.engines.hardware import best_precision, precision_support, resolve_precision
+from renderer.loading import bundled_checkpoint, load_generator
 from renderer.model.config import GeneratorConfig
 from renderer.model.generator import build_generator
 from renderer.model.inputs import build_pyramid, encode_label_frame
@@ -70,12 +73,15 @@ def test_body_step_equals_the_generator() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["torch", pytest.param("compile", marks=pytest.mark.slow), "onnx"]
+    "name", ["torch", pytest.param("compile", marks=pytest.mark.slow), "onnx", "openvino"]
 )
-def test_engine_matches_pytorch_fp32(name: str) -> None:
+def test_engine_matches_pytorch_fp32(
+    name: str, openvino_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     usable, reason = engine_status(name, "cpu")
     if not usable:
         pytest.skip(reason)
+    monkeypatch.setenv("CARLA_NEURAL_CACHE", str(openvino_cache))
     generator = build_generator(TINY, seed=2).eval()
     label_stacks, prev_stacks, codes = step_inputs(TINY, SIZE)
     expected = reference(generator, label_stacks, prev_stacks, codes)
@@ -91,6 +97,78 @@ def test_engine_matches_pytorch_fp32(name: str) -> None:
         assert engine.describe()["engine"] == name
     finally:
         engine.close()
+
+
+def assert_step_parity(engine, generator, size: tuple[int, int]) -> None:
+    """Two steps (two histories) of ``engine`` agree with the PyTorch fp32 generator."""
+    for seed in (0, 5):
+        label_stacks, prev_stacks, codes = step_inputs(generator.config, size, seed=seed)
+        images = engine(label_stacks, prev_stacks, codes)
+        assert [i.dtype for i in images] == [torch.float32] * generator.config.n_scales
+        assert max_difference(images, reference(generator, label_stacks, prev_stacks, codes)) < TOLERANCE
+
+
+def use_openvino(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    usable, reason = engine_status("openvino", "cpu")
+    if not usable:
+        pytest.skip(reason)
+    monkeypatch.setenv("CARLA_NEURAL_CACHE", str(cache))
+
+
+def test_openvino_matches_pytorch_on_a_checkpoint_and_reuses_its_export(
+    tiny_checkpoint: Path, openvino_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_openvino(openvino_cache, monkeypatch)
+    generator = load_generator(tiny_checkpoint).eval()
+    first = build_engine("openvino", generator, "cpu", threads=1)
+    assert_step_parity(first, generator, SIZE)
+    facts = first.describe()
+    assert facts["engine"] == "openvino" and facts["threads"] == 1 and facts["precision"] == "fp32"
+    assert Path(facts["model"]).is_relative_to(openvino_cache / "openvino")
+    first.close()
+    # A second start with the same weights and size reads the converted model from the cache.
+    again = build_engine("openvino", load_generator(tiny_checkpoint).eval(), "cpu", threads=2)
+    assert_step_parity(again, generator, SIZE)
+    assert again.describe()["cache_hit"] and again.describe()["model"] == facts["model"]
+    # Other weights are another model, never the cached one.
+    other = load_generator(tiny_checkpoint).eval()
+    with torch.no_grad():
+        next(other.parameters()).add_(0.5)
+    from renderer.engines.openvino_engine import body_cache_key
+
+    flat = first.body_inputs(*step_inputs(generator.config, SIZE)[:2])
+    assert body_cache_key(other, flat) != body_cache_key(generator, flat)
+
+
+@pytest.mark.skipif(not (bundled_checkpoint() / "model.safetensors").is_file(), reason="the bundled model is not built")
+def test_openvino_matches_pytorch_on_the_bundled_model(
+    openvino_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_openvino(openvino_cache, monkeypatch)
+    generator = load_generator("bundled").eval()
+    engine = build_engine("openvino", generator, "cpu", size=(128, 64))
+    assert_step_parity(engine, generator, (128, 64))
+
+
+def test_openvino_says_what_it_needs(monkeypatch: pytest.MonkeyPatch) -> None:
+    usable, reason = engine_status("openvino", "cuda")
+    assert not usable and "CPU" in reason
+    monkeypatch.setitem(sys.modules, "openvino", None)  # as if it were not installed
+    usable, reason = engine_status("openvino", "cpu")
+    assert not usable and "pip install openvino" in reason
+    with pytest.raises(EngineUnavailable, match="pip install openvino"):
+        build_engine("openvino", build_generator(TINY, seed=0), "cpu")
+
+
+def test_openvino_refuses_a_precision_this_cpu_only_emulates() -> None:
+    usable, reason = engine_status("openvino", "cpu")
+    if not usable:
+        pytest.skip(reason)
+    support = precision_support("bf16", "cpu")
+    if support.native:
+        pytest.skip("bf16 is native on this CPU")
+    with pytest.raises(ValueError, match="not native"):
+        build_engine("openvino", build_generator(TINY, seed=0), "cpu", precision="bf16")
 
 
 @pytest.mark.parametrize("precision", ["fp16", "bf16"])
