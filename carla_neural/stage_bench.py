@@ -8,9 +8,8 @@
 Stages (milliseconds per frame, median): world (built-in world tick with the sensors the demo
 uses: semantic, instance, RGB; `world_all_sensors_ms` adds depth and flow), remap (label
 ids, instance ids, palette, RGB), transport (ZeroMQ round trip to a worker process minus the
-worker's render time, one frame at a time), render (in-process renderer step with all CPUs, or
---threads),
-display (headless pygame draw + poll), record (all four H.264 videos, synchronous).
+worker's render time, one frame at a time), render (in-process renderer step with all CPUs,
+or --threads), display (headless pygame draw + poll), record (all four H.264 videos, synchronous).
 
 End to end: the lock-step pipeline as `carla-neural demo` runs it: a worker process, headless
 display and recorder, 2 frames in flight, and (unless --no-cpu-split) the worker on its own

@@ -25,7 +25,6 @@ import threading
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Protocol
 from urllib.parse import urlsplit
 
