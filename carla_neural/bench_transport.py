@@ -1,8 +1,10 @@
 """Transport benchmark: round-trip ms of one frame over ZeroMQ, zero-copy against copying.
 
-    python -m carla_neural.bench_transport [--frames 200] [--json out.json] [--checkpoint CKPT]
+    carla-neural bench-transport [--frames 200] [--json out.json] [--sizes 512x256,1024x512]
+                                 [--checkpoint CKPT] [--threads N]
 
-For each size (512x256 and 1024x512) and each mode, a separate echo process speaks protocol v1 —
+(or `python -m carla_neural.bench_transport` with the same options). For each size (512x256 and
+1024x512 unless --sizes) and each mode, a separate echo process speaks protocol v1 —
 it decodes and checks every RENDER (label_ids uint8 + instance_ids int32) exactly as the worker
 does and answers with an (H, W, 3) uint8 image — so the figure is the wire cost alone: encoding,
 two process hops over loopback TCP, decoding. With --checkpoint the real worker is measured too,
@@ -23,10 +25,9 @@ import click
 import numpy as np
 import zmq
 
+from carla_neural.cli.options import WxHList, threads_option
 from renderer import protocol
 from renderer.protocol import Flag, MsgType
-
-SIZES = ((512, 256), (1024, 512))
 
 
 def serve_echo(endpoint: str, zero_copy: bool) -> None:
@@ -93,15 +94,17 @@ def bench_echo(width: int, height: int, zero_copy: bool, frames: int) -> dict[st
             "payload_mb": round(payload_mb, 2), **_stats(samples)}
 
 
-def bench_worker(checkpoint: str, width: int, height: int, frames: int, device: str) -> dict[str, Any]:
-    """Round trips through the real worker; overhead = round trip - the worker's render time."""
+def bench_worker(checkpoint: str, width: int, height: int, frames: int, device: str,
+                 threads: int | None = None) -> dict[str, Any]:
+    """Round trips through the real worker (`threads` torch threads, None: its default);
+    overhead = round trip - the worker's render time."""
     from carla_neural.worker_supervisor import WorkerSupervisor
 
     rng = np.random.default_rng(0)
     label_ids = rng.integers(0, 34, (height, width), dtype=np.uint8)
     instance_ids = rng.integers(0, 34_000, (height, width), dtype=np.int32)
     round_trips, overheads = [], []
-    with WorkerSupervisor(checkpoint, device=device) as supervisor, supervisor.client() as client:
+    with WorkerSupervisor(checkpoint, device=device, threads=threads) as supervisor, supervisor.client() as client:
         for index in range(frames + 5):
             client.render(index, label_ids, instance_ids)
             result = client.last_result
@@ -113,31 +116,37 @@ def bench_worker(checkpoint: str, width: int, height: int, frames: int, device: 
             "overhead": _stats(overheads)}
 
 
-@click.command()
-@click.option("--frames", default=200, show_default=True, help="Timed round trips per case.")
+@click.command(name="bench-transport")
+@click.option("--frames", type=click.IntRange(min=1), default=200, show_default=True,
+              help="Timed round trips per case.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the figures here.")
+@click.option("--sizes", type=WxHList(), default="512x256,1024x512", show_default=True,
+              help="Comma-separated WIDTHxHEIGHT.")
 @click.option("--checkpoint", default=None, help="Also measure the real worker with this checkpoint.")
-@click.option("--worker-frames", default=20, show_default=True, help="Timed frames per size for --checkpoint.")
+@click.option("--worker-frames", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Timed frames per size for --checkpoint.")
 @click.option("--device", default="auto", show_default=True, help="Device for --checkpoint.")
+@threads_option
 @click.option("--serve-echo", "echo_endpoint", default=None, hidden=True)
 @click.option("--copy", "copy_mode", is_flag=True, hidden=True)
-def main(frames: int, json_path: Path | None, checkpoint: str | None, worker_frames: int, device: str,
-         echo_endpoint: str | None, copy_mode: bool) -> None:
-    """Round-trip ms per frame at 512x256 and 1024x512, zero-copy vs copying."""
+def command(frames: int, json_path: Path | None, sizes: list[tuple[int, int]], checkpoint: str | None,
+            worker_frames: int, device: str, threads: int | None, echo_endpoint: str | None,
+            copy_mode: bool) -> None:
+    """Round-trip ms per frame, zero-copy vs copying (and through the real worker with --checkpoint)."""
     if echo_endpoint:
         serve_echo(echo_endpoint, zero_copy=not copy_mode)
         return
     results = []
-    for width, height in SIZES:
+    for width, height in sizes:
         for zero_copy in (True, False):
             row = bench_echo(width, height, zero_copy, frames)
             results.append(row)
             click.echo(f"{row['size']:>9}  {row['mode']:<9}  {row['payload_mb']:5.2f} MB/frame  "
                        f"median {row['median_ms']:7.3f} ms  p90 {row['p90_ms']:7.3f} ms  mean {row['mean_ms']:7.3f} ms")
     if checkpoint:
-        for width, height in SIZES:
-            row = bench_worker(checkpoint, width, height, worker_frames, device)
+        for width, height in sizes:
+            row = bench_worker(checkpoint, width, height, worker_frames, device, threads)
             results.append(row)
             click.echo(f"{row['size']:>9}  worker     round trip median {row['round_trip']['median_ms']:8.2f} ms, "
                        f"transport overhead median {row['overhead']['median_ms']:6.2f} ms "
@@ -149,4 +158,4 @@ def main(frames: int, json_path: Path | None, checkpoint: str | None, worker_fra
 
 
 if __name__ == "__main__":
-    main()
+    command()

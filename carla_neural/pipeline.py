@@ -16,7 +16,8 @@ Two modes:
   image is shown; the simulation never waits for the renderer.
 
 Stages timed into `Frame.timings_ms` (milliseconds): world (source.tick), remap (label ids,
-instance ids, palette and RGB conversion), wait (main thread blocked on the renderer), transport
+instance ids — taken as they are from a frame that carries Cityscapes ids, such as a replayed
+one —, palette and RGB conversion), wait (main thread blocked on the renderer), transport
 (request/reply round trip minus the worker's own render time and the time the frame waited
 behind the one before; only for frames whose reply the main thread waited for, as a reply that
 came in earlier has no known arrival time), render (the worker's render time), display (draw +
@@ -158,15 +159,23 @@ class Pipeline:
             self._remappers[scheme] = remapper
         return remapper
 
+    def _label_and_instance_ids(self, frame: Frame) -> tuple[np.ndarray, np.ndarray | None]:
+        """(H, W) uint8 labelIds and (H, W) int32 instance ids or None: the frame's own Cityscapes
+        ids where it carries them (a replayed run), else its CARLA images remapped."""
+        if frame.label_ids is not None:
+            return frame.label_ids, frame.instance_ids if self.config.send_instances else None
+        assert frame.semantic_bgra is not None  # Frame.__post_init__: one of the two is set
+        remapper = self.remapper(frame.tag_scheme)
+        instance_ids = None
+        if self.config.send_instances and frame.instance_bgra is not None:
+            instance_ids = remapper.instance_ids(frame.instance_bgra)
+        return remapper.label_ids(frame.semantic_bgra), instance_ids
+
     def _acquire(self) -> Prepared:
         start = time.perf_counter()
         frame = self.source.tick()
         ticked = time.perf_counter()
-        remapper = self.remapper(frame.tag_scheme)
-        label_ids = remapper.label_ids(frame.semantic_bgra)
-        instance_ids = None
-        if self.config.send_instances and frame.instance_bgra is not None:
-            instance_ids = remapper.instance_ids(frame.instance_bgra)
+        label_ids, instance_ids = self._label_and_instance_ids(frame)
         raw_rgb = None
         if frame.rgb_bgra is not None:
             raw_rgb = bgra_to_rgb(frame.rgb_bgra)

@@ -1,13 +1,15 @@
 """Cost per frame of each pipeline stage, and end-to-end fps against the renderer's own fps.
 
-    python -m carla_neural.stage_bench [--json PATH] [--sizes 512x256,1024x512] [--checkpoint CKPT]
-                                       [--no-cpu-split]
+    carla-neural bench-stages [--json PATH] [--sizes 512x256,1024x512] [--checkpoint CKPT]
+                              [--no-cpu-split] [--threads N]
+
+(or `python -m carla_neural.stage_bench` with the same options).
 
 Stages (milliseconds per frame, median): world (built-in world tick with the sensors the demo
 uses: semantic, instance, RGB; `world_all_sensors_ms` adds depth and flow), remap (label
 ids, instance ids, palette, RGB), transport (ZeroMQ round trip to a worker process minus the
-worker's render time, one frame at a time), render (in-process renderer step with all CPUs),
-display (headless pygame draw + poll), record (all four H.264 videos, synchronous).
+worker's render time, one frame at a time), render (in-process renderer step with all CPUs,
+or --threads), display (headless pygame draw + poll), record (all four H.264 videos, synchronous).
 
 End to end: the lock-step pipeline as `carla-neural demo` runs it: a worker process, headless
 display and recorder, 2 frames in flight, and (unless --no-cpu-split) the worker on its own
@@ -26,7 +28,6 @@ end-to-end run. Three ways to read the end-to-end rate:
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -38,7 +39,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from renderer.sizes import parse_size
+import click
+
+from carla_neural.cli.options import WxHList, threads_option
+from renderer.cpus import torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +88,9 @@ def _worker_alone_fps(client: Any, labelled: list[tuple[Any, Any]], count: int) 
 
 
 def bench_size(width: int, height: int, checkpoint: str, device: str, frames: int, render_frames: int,
-               e2e_frames: int, cpu_split: bool = True) -> dict[str, Any]:
-    """All stage figures at one size."""
+               e2e_frames: int, cpu_split: bool = True, threads: int | None = None) -> dict[str, Any]:
+    """All stage figures at one size; `threads`: the in-process render's and (without the CPU
+    split) the worker's torch threads, None: torch's own in-process, the worker's default."""
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     from carla_neural.backends import InProcessBackend
     from carla_neural.display import Display
@@ -134,9 +139,10 @@ def bench_size(width: int, height: int, checkpoint: str, device: str, frames: in
         result["record_ms"] = _median_ms(lambda _: recorder.write(record), frames, warmup=2)
         recorder.close()
 
-    renderer = load_renderer(checkpoint, device=device)
-    backend = InProcessBackend(renderer)
-    result["render_ms"] = _render_median_ms(backend, world_frames, remapper, render_frames)
+    with torch_threads(threads):
+        renderer = load_renderer(checkpoint, device=device)
+        backend = InProcessBackend(renderer)
+        result["render_ms"] = _render_median_ms(backend, world_frames, remapper, render_frames)
     result["renderer_alone_fps"] = round(1000.0 / result["render_ms"], 3)
     del renderer, backend
     labelled = [(remapper.label_ids(step.semantic_bgra), remapper.instance_ids(step.instance_bgra))
@@ -146,7 +152,7 @@ def bench_size(width: int, height: int, checkpoint: str, device: str, frames: in
         # The end-to-end run as `carla-neural demo` assembles it (headless, 4 videos, no PNGs).
         spec = RunSpec(command="stage_bench", source=demo_world(width, height, 1),
                        backend=BackendSpec(checkpoint=checkpoint, device=device, cpu_split=cpu_split,
-                                           worker_log=Path(folder) / "worker.log"),
+                                           threads=threads, worker_log=Path(folder) / "worker.log"),
                        size=(width, height), mode="lockstep", display=DisplaySpec(headless=True),
                        record=RecordSpec(Path(folder) / "run", png=False))
         with open_run(spec) as run:
@@ -191,52 +197,52 @@ def bench_size(width: int, height: int, checkpoint: str, device: str, frames: in
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command line: run the stage benchmark and print a table (and JSON with --json)."""
-    parser = argparse.ArgumentParser(prog="python -m carla_neural.stage_bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
-    parser.add_argument("--sizes", default="512x256,1024x512", help="comma-separated WIDTHxHEIGHT")
-    parser.add_argument("--checkpoint", default="bundled", help="renderer checkpoint (default: bundled)")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--frames", type=int, default=30, help="frames per cheap stage")
-    parser.add_argument("--render-frames", type=int, default=20, help="frames for render and transport")
-    parser.add_argument("--e2e-frames", type=int, default=150, help="frames of the end-to-end run")
-    parser.add_argument("--no-cpu-split", dest="cpu_split", action="store_false",
-                        help="end to end without giving the worker its own CPUs")
-    args = parser.parse_args(argv)
+@click.command(name="bench-stages")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the figures to this JSON file.")
+@click.option("--sizes", type=WxHList(), default="512x256,1024x512", show_default=True,
+              help="Comma-separated WIDTHxHEIGHT.")
+@click.option("--checkpoint", default="bundled", show_default=True, help="Renderer checkpoint.")
+@click.option("--device", default="auto", show_default=True, help="Renderer device: auto, cpu, cuda.")
+@click.option("--frames", type=click.IntRange(min=1), default=30, show_default=True, help="Frames per cheap stage.")
+@click.option("--render-frames", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Frames for render and transport.")
+@click.option("--e2e-frames", type=click.IntRange(min=1), default=150, show_default=True,
+              help="Frames of the end-to-end run.")
+@click.option("--cpu-split/--no-cpu-split", default=True, show_default=True,
+              help="End to end with the worker on its own CPUs (--no-cpu-split: without).")
+@threads_option
+def command(json_path: Path | None, sizes: list[tuple[int, int]], checkpoint: str, device: str, frames: int,
+            render_frames: int, e2e_frames: int, cpu_split: bool, threads: int | None) -> None:
+    """Cost per frame of each pipeline stage, and end-to-end fps against the renderer's own fps:
+    a table (and JSON with --json)."""
     logging.basicConfig(level=logging.WARNING)
-    try:
-        sizes = [parse_size(text) for text in args.sizes.split(",")]
-    except ValueError as error:
-        parser.error(f"--sizes: {error}")
     import torch
 
-    results = {
+    results: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "cuda": torch.cuda.is_available(), "python": sys.version.split()[0]},
-        "checkpoint": args.checkpoint,
+        "checkpoint": checkpoint,
         "sizes": [],
     }
     header = ("size", "world", "remap", "transport", "render", "display", "record", "worker alone fps",
               "renderer fps in run", "e2e fps", "overhead %", "vs worker alone %", "vs renderer alone %")
-    print(" | ".join(header))
+    click.echo(" | ".join(header))
     for width, height in sizes:
-        figures = bench_size(width, height, args.checkpoint, args.device, args.frames, args.render_frames,
-                             args.e2e_frames, args.cpu_split)
+        figures = bench_size(width, height, checkpoint, device, frames, render_frames, e2e_frames, cpu_split,
+                             threads)
         results["sizes"].append(figures)
-        print(" | ".join(str(figures.get(key, "-")) for key in (
+        click.echo(" | ".join(str(figures.get(key, "-")) for key in (
             "size", "world_ms", "remap_ms", "transport_ms", "render_ms", "display_ms", "record_ms",
             "worker_alone_fps", "renderer_fps", "e2e_fps", "overhead_pct", "vs_worker_alone_pct",
-            "vs_alone_pct")), flush=True)
+            "vs_alone_pct")))
     if any(figures.get("cpu_split") for figures in results["sizes"]):
-        print(f"end to end with {results['sizes'][0]['cpu_split']}")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
-        print(f"wrote {args.json}")
-    return 0
+        click.echo(f"end to end with {results['sizes'][0]['cpu_split']}")
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(results, indent=2) + "\n")
+        click.echo(f"wrote {json_path}")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    command()

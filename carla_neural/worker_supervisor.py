@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import zmq
 
 from renderer import protocol
+from renderer.checkpoint_ref import resolve_checkpoint
 from renderer.cpus import format_cpus
 from renderer.protocol import MsgType
 from renderer.worker import READY_PREFIX
@@ -93,10 +94,7 @@ class WorkerSupervisor:
             if self.running:
                 assert self.endpoint is not None
                 return self.endpoint
-            if self.checkpoint != "bundled" and not Path(self.checkpoint).exists():
-                raise FileNotFoundError(f"checkpoint not found: {self.checkpoint} (give a folder with "
-                                        "config.json and model.safetensors, an NVIDIA checkpoint folder, "
-                                        "or 'bundled')")
+            resolve_checkpoint(self.checkpoint)  # CheckpointMissing (a FileNotFoundError) before spawning
             bind = self.endpoint or self.bind
             try:
                 self.endpoint = self._spawn(bind)

@@ -22,6 +22,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from renderer.checkpoint_ref import CONFIG_FILE, WEIGHTS_FILE, CheckpointError, is_our_checkpoint
 from renderer.model.config import ConfigError, GeneratorConfig, SingleGConfig, describe_validation_error
 from renderer.model.generator import Vid2VidGenerator
 from renderer.model.norm import InstanceNormNoAffine
@@ -30,8 +31,6 @@ log = logging.getLogger(__name__)
 
 FORMAT_NAME = "carla-neural/vid2vid-generator"
 FORMAT_VERSION = 1
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
 NVIDIA_SCALE_FILE = "latest_net_G{scale}.pth"
 NVIDIA_SINGLE_DIR = "label2city_single"
 NVIDIA_SINGLE_FILES = ("latest_net_G_2048.pth", "latest_net_G_1024.pth", "latest_net_G_512.pth")
@@ -41,10 +40,6 @@ StateDict = Mapping[str, torch.Tensor]
 MAX_CONFIG_BYTES = 1 << 20
 # The largest working side a checkpoint may ask for (the cameras' limit too).
 MAX_WORKING_SIDE = 4096
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be loaded as asked; the message says what is wrong and what to do."""
 
 
 # --------------------------------------------------------------------------- strict loading
@@ -139,12 +134,6 @@ def write_weights_and_config(module: nn.Module, folder: str | Path, config: dict
     weights_tmp.replace(folder / WEIGHTS_FILE)
     config_tmp.replace(folder / CONFIG_FILE)
     return folder
-
-
-def is_our_checkpoint(folder: str | Path) -> bool:
-    """True if ``folder`` holds config.json and model.safetensors."""
-    folder = Path(folder)
-    return (folder / CONFIG_FILE).is_file() and (folder / WEIGHTS_FILE).is_file()
 
 
 class _Metadata(BaseModel):

@@ -15,17 +15,11 @@ from renderer.checkpoint import (
     load_nvidia_checkpoint,
     read_config,
 )
+from renderer.checkpoint_ref import BUNDLED, bundled_checkpoint, resolve_checkpoint
 from renderer.model.generator import Vid2VidGenerator
 from renderer.sequential import FrameEngine, SequentialRenderer
 
 log = logging.getLogger(__name__)
-
-BUNDLED = "bundled"
-
-
-def bundled_checkpoint() -> Path:
-    """The shipped ``lite`` model folder, ``renderer/weights/lite/`` (may not be built yet)."""
-    return Path(__file__).resolve().parent / "weights" / "lite"
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -35,26 +29,10 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return torch.device(device)
 
 
-def resolve_checkpoint(checkpoint: str | Path) -> Path:
-    """The folder a checkpoint reference names: "bundled" -> the shipped lite model, else the path."""
-    if str(checkpoint) == BUNDLED:
-        folder = bundled_checkpoint()
-        if not is_our_checkpoint(folder):
-            raise CheckpointError(
-                f"the bundled lite model is not built yet ({folder} is empty): run `make model` "
-                "to train it, or pass --checkpoint with an NVIDIA or carla-neural checkpoint"
-            )
-        return folder
-    return Path(checkpoint)
-
-
 def resolve_checkpoint_folder(checkpoint: str | Path) -> Path:
     """"bundled" or one of our checkpoint folders -> the folder, its config.json already validated;
     CheckpointError naming what is wrong."""
     folder = resolve_checkpoint(checkpoint)
-    if not folder.is_dir():
-        raise CheckpointError(f"checkpoint folder {folder} does not exist; give one of our checkpoint folders "
-                              f"(config.json + model.safetensors) or {BUNDLED!r}")
     if not is_our_checkpoint(folder):
         raise CheckpointError(f"{folder} is not one of our checkpoints (config.json + model.safetensors); "
                               "convert an NVIDIA checkpoint first with `carla-neural convert`")
@@ -78,8 +56,6 @@ def load_generator(
 ) -> Vid2VidGenerator:
     """A generator from an NVIDIA folder, one of our checkpoint folders, or "bundled"."""
     path = resolve_checkpoint(checkpoint)
-    if not path.exists():
-        raise CheckpointError(f"checkpoint {path} does not exist")
     if path.is_file():
         raise CheckpointError(
             f"{path} is a file: give the checkpoint *folder* (NVIDIA's latest_net_G*.pth, or our "

@@ -40,3 +40,18 @@ class WxH(click.ParamType):
             return parse_size(str(value), min_side=self.min_side, max_side=self.max_side, even=self.even)
         except ValueError as error:
             self.fail(str(error), param, ctx)
+
+
+class WxHList(WxH):
+    """click type of comma-separated sizes, '512x256,1024x512' -> [(512, 256), (1024, 512)]; limits as WxH."""
+
+    name = "WxH[,WxH...]"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> list[tuple[int, int]]:  # type: ignore[override]
+        if isinstance(value, list):
+            return value
+        parts = [part for part in str(value).split(",") if part.strip()]
+        if not parts:
+            self.fail("give at least one WIDTHxHEIGHT, e.g. 512x256", param, ctx)
+        return [super(WxHList, self).convert(part, param, ctx) for part in parts]

@@ -25,7 +25,6 @@ import threading
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Protocol
 from urllib.parse import urlsplit
 
@@ -466,11 +465,14 @@ def run(config: WorkerConfig, *, factory: tuple[RendererFactory, dict[str, Any]]
         print(f"error: cannot apply --cpus/--threads: {exc}", file=sys.stderr)
         return 2
     if factory is None:
-        if config.checkpoint != "bundled" and not Path(config.checkpoint).exists():
-            print(f"error: checkpoint not found: {config.checkpoint} (give a folder with config.json and "
-                  "model.safetensors, an NVIDIA checkpoint folder, or 'bundled')", file=sys.stderr)
-            return 2
         from renderer.checkpoint import CheckpointError
+        from renderer.checkpoint_ref import CheckpointMissing, resolve_checkpoint
+
+        try:
+            resolve_checkpoint(config.checkpoint)
+        except CheckpointMissing as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
 
         try:
             factory = model_renderer_factory(config.checkpoint, config.engine, config.device, config.size)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from carla_neural.cli.options import WxH, threads_option
+from carla_neural.cli.options import WxHList, threads_option
 
 # compile is left out of the default list only for its first-frame compile time (1-4 minutes per
 # configuration on a 2-core CPU); name it to include it.
@@ -17,8 +17,6 @@ DEFAULT_CONFIGS = "lite,nvidia_1024_g1"
 # On-paper multiply-adds for these (config, size) pairs are always printed; timing them on a CPU
 # takes minutes per frame (the 2048 model is ~2.5 TMAC/frame at 2048x1024).
 PAPER = (("nvidia_2048", (2048, 1024)), ("nvidia_1024_g1", (1024, 512)), ("lite", (1024, 512)))
-
-
 
 
 def _split(text: str) -> list[str]:
@@ -32,7 +30,8 @@ def _split(text: str) -> list[str]:
                    "compile is not in the default list (it compiles for minutes on a small CPU).")
 @click.option("--configs", default=DEFAULT_CONFIGS, show_default=True,
               help="Comma-separated presets: lite, nvidia_1024_g1, nvidia_2048 (random weights).")
-@click.option("--sizes", default="512x256", show_default=True, help="Comma-separated WIDTHxHEIGHT.")
+@click.option("--sizes", "size_list", type=WxHList(), default="512x256", show_default=True,
+              help="Comma-separated WIDTHxHEIGHT.")
 @click.option("--frames", default=5, show_default=True, type=click.IntRange(1),
               help="Timed frames per case (fewer if --max-seconds runs out; at least 2).")
 @click.option("--warmup", default=2, show_default=True, type=click.IntRange(0),
@@ -45,8 +44,8 @@ def _split(text: str) -> list[str]:
               help="Also write every result, the machine and the on-paper figures as JSON here.")
 @click.option("--paper/--no-paper", default=True, show_default=True,
               help="Print on-paper multiply-adds of the full-size NVIDIA models.")
-def command(engines: str, configs: str, sizes: str, frames: int, warmup: int, max_seconds: float,
-            device: str, threads: int | None, json_path: Path | None, paper: bool) -> None:
+def command(engines: str, configs: str, size_list: list[tuple[int, int]], frames: int, warmup: int,
+            max_seconds: float, device: str, threads: int | None, json_path: Path | None, paper: bool) -> None:
     """Benchmark renderer engines, sizes and configurations on a synthetic street sequence.
 
     Each case renders through SequentialRenderer.step (labels in, RGB out) with random weights;
@@ -68,7 +67,6 @@ def command(engines: str, configs: str, sizes: str, frames: int, warmup: int, ma
         if name not in PRESETS:
             raise click.BadParameter(f"unknown config {name!r}; choose from {', '.join(sorted(PRESETS))}",
                                      param_hint="--configs")
-    size_list = [WxH().convert(text, None, None) for text in _split(sizes)]
     from renderer.cpus import set_torch_threads
 
     set_torch_threads(threads)

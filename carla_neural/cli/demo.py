@@ -27,20 +27,13 @@ def _clear_previous_run(out: Path) -> None:
 
 
 def _checkpoint_facts(checkpoint: str) -> str:
-    """Fail early, with what to do, when the checkpoint is missing."""
-    if checkpoint == "bundled":
-        from renderer.loading import bundled_checkpoint
+    """The checkpoint folder; fails early, with what to do, when it is missing."""
+    from renderer.checkpoint_ref import CheckpointMissing, resolve_checkpoint
 
-        folder = bundled_checkpoint()
-        if not ((folder / "config.json").exists() and (folder / "model.safetensors").exists()):
-            raise click.ClickException(
-                f"the bundled model is not built yet ({folder} has no config.json + "
-                f"model.safetensors): run `make model`, or pass --checkpoint PATH"
-            )
-        return str(folder)
-    if not Path(checkpoint).exists():
-        raise click.ClickException(f"checkpoint {checkpoint} does not exist")
-    return checkpoint
+    try:
+        return str(resolve_checkpoint(checkpoint))
+    except CheckpointMissing as error:
+        raise click.ClickException(str(error)) from None
 
 
 @click.command(name="demo")

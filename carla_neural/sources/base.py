@@ -36,16 +36,20 @@ class EgoState:
 class Frame:
     """One simulator tick: the images of cameras sharing one transform, in CARLA's encodings.
 
-    semantic_bgra: (H, W, 4) uint8, the tag in channel 2 (red); tag scheme named by `tag_scheme`.
+    semantic_bgra: (H, W, 4) uint8, the tag in channel 2 (red); tag scheme named by `tag_scheme`;
+                   None where the frame carries `label_ids` instead.
     instance_bgra: (H, W, 4) uint8, tag in channel 2, object id = G + 256 * B; or None.
     rgb_bgra:      (H, W, 4) uint8, CARLA's colour camera; or None.
     depth_bgra:    (H, W, 4) uint8, metres = 1000 * (R + 256 G + 65536 B) / (256**3 - 1); or None.
     flow:          (H, W, 2) float32 in CARLA's optical-flow encoding ([-2, 2]); or None.
+    label_ids:     (H, W) uint8 Cityscapes labelIds already decoded (a replayed run); or None.
+                   When set, the pipeline uses them (and `instance_ids`) and remaps nothing.
+    instance_ids:  (H, W) int32 Cityscapes-style instance ids beside `label_ids`; or None.
     """
 
     frame_id: int
     sim_time: float
-    semantic_bgra: np.ndarray
+    semantic_bgra: np.ndarray | None
     instance_bgra: np.ndarray | None = None
     rgb_bgra: np.ndarray | None = None
     depth_bgra: np.ndarray | None = None
@@ -54,11 +58,19 @@ class Frame:
     ego: EgoState | None = None
     # Milliseconds spent per pipeline stage on this frame ("world", "remap", "render", ...).
     timings_ms: dict[str, float] = field(default_factory=dict)
+    label_ids: np.ndarray | None = None
+    instance_ids: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.semantic_bgra is None and self.label_ids is None:
+            raise ValueError(f"frame {self.frame_id}: give semantic_bgra (CARLA tags) or label_ids (Cityscapes)")
 
     @property
     def size(self) -> tuple[int, int]:
         """(width, height) of the cameras."""
-        height, width = self.semantic_bgra.shape[:2]
+        labels = self.semantic_bgra if self.semantic_bgra is not None else self.label_ids
+        assert labels is not None
+        height, width = labels.shape[:2]
         return width, height
 
 

@@ -1,9 +1,9 @@
 """Replay a recorded run folder as a Source: its label maps, instances, colour frames and flow.
 
-The run folder (docs/contracts.md) stores Cityscapes labelIds; a Source yields CARLA-encoded
-images. Each labelId is written back as a CARLA 0.9.14 tag that the remapper maps to the same
-labelId (road as "roads", not "road lines"), so remap(replayed frame) == recorded label_ids for
-every class CARLA has. Needs the run's PNG frames (record with `label_ids` PNGs on).
+The run folder (docs/contracts.md) stores Cityscapes labelIds and instance ids; a replayed Frame
+carries them as they are (`Frame.label_ids`, `Frame.instance_ids`), so the pipeline renders
+exactly the recorded label maps and remaps nothing. Needs the run's PNG frames (record with
+`label_ids` PNGs on).
 """
 
 from __future__ import annotations
@@ -16,26 +16,14 @@ import cv2
 import numpy as np
 
 from carla_neural.recorder import png_path, read_frames_jsonl
-from carla_neural.remap import INSTANCE_ID_MULTIPLIER, LABEL_HAS_INSTANCES, Remapper
 from carla_neural.sources.base import Frame, Source
 from carla_neural.sources.encoding import encode_backward_flow, read_flow_png, rgb_to_bgra
 
 log = logging.getLogger(__name__)
 
+
 class EndOfReplay(EOFError):
     """Every recorded frame has been replayed."""
-
-
-def label_id_to_tag_lut(scheme: str = "0.9.14") -> np.ndarray:
-    """(256,) uint8: Cityscapes labelId -> a CARLA tag that remaps to it (0 where none does)."""
-    tag_to_label = Remapper(scheme).label_lut
-    lut = np.zeros(256, np.uint8)
-    # Highest tag first so the lowest (the main class, e.g. 1 "roads" over 24 "road lines") wins.
-    for tag in range(255, -1, -1):
-        label_id = int(tag_to_label[tag])
-        if label_id != 255:
-            lut[label_id] = tag
-    return lut
 
 
 class ReplaySource(Source):
@@ -60,7 +48,6 @@ class ReplaySource(Source):
             raise FileNotFoundError(f"{frames_dir} holds no PNG frames")
         fps = float(self.run_info.get("fps", 20.0))
         self._sim_times = [sim_times.get(fid, index / fps) for index, fid in enumerate(self.frame_ids)]
-        self._lut = label_id_to_tag_lut()
         self._next = 0
         self.fps = fps
         kinds = {"rgb": "raw", "instance": "instance_ids", "flow": "flow"}
@@ -89,19 +76,7 @@ class ReplaySource(Source):
         self._next += 1
         frame_id = self.frame_ids[index]
         label_ids = self._png("label_ids", frame_id, cv2.IMREAD_GRAYSCALE)
-        tags = cv2.LUT(label_ids, self._lut)
-        semantic = np.zeros(label_ids.shape + (4,), np.uint8)
-        semantic[..., 2] = tags
-        semantic[..., 3] = 255
-        instance = None
-        instance_ids = self._png("instance_ids", frame_id)
-        if instance_ids is not None:
-            instance = semantic.copy()
-            # Cityscapes-style ids (remap.py): labelId * 1000 + k for objects, labelId for stuff.
-            object_ids = np.where(LABEL_HAS_INSTANCES[np.minimum(instance_ids // INSTANCE_ID_MULTIPLIER, 255)],
-                                  instance_ids % INSTANCE_ID_MULTIPLIER, 0).astype(np.uint16)
-            instance[..., 1] = object_ids & 0xFF
-            instance[..., 0] = object_ids >> 8
+        instance_ids = self._png("instance_ids", frame_id)  # (H, W) uint16 as the recorder wrote it
         raw = self._png("raw", frame_id, cv2.IMREAD_COLOR)
         flow = None
         flow_path = png_path(self.run_dir, "flow", frame_id)
@@ -110,10 +85,11 @@ class ReplaySource(Source):
         frame = Frame(
             frame_id=frame_id,
             sim_time=self._sim_times[index],
-            semantic_bgra=semantic,
-            instance_bgra=instance,
+            semantic_bgra=None,
             rgb_bgra=rgb_to_bgra(cv2.cvtColor(raw, cv2.COLOR_BGR2RGB)) if raw is not None else None,
             flow=flow,
             tag_scheme=self.tag_scheme,
+            label_ids=label_ids,
+            instance_ids=instance_ids.astype(np.int32) if instance_ids is not None else None,
         )
         return frame

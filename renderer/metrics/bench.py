@@ -1,16 +1,21 @@
-"""Benchmark every metric's cost per frame: `python -m renderer.metrics.bench --size 512x256`."""
+"""Benchmark every metric's cost per frame: `python -m renderer.metrics.bench --size 512x256`
+(options --frames, --no-inception, --device, --threads: InceptionV3's torch threads)."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from collections.abc import Callable
 
+import click
 import numpy as np
+
+from renderer.cpus import torch_threads
 
 from renderer.metrics.class_color import ClassColorStats
 from renderer.metrics.temporal import TemporalFlowDifference, WarpingErrorStream, label_consistency_mask
+from renderer.options import threads_option
+from renderer.sizes import WxH
 
 
 def _moving_frames(width: int, height: int, count: int, seed: int = 0) -> list[np.ndarray]:
@@ -56,19 +61,20 @@ def run_benchmark(width: int, height: int, count: int, inception: bool, device: 
     return results
 
 
-def main() -> None:
-    """Command-line entry: print a JSON object of ms/frame per metric."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--size", default="512x256", help="WIDTHxHEIGHT of the frames")
-    parser.add_argument("--frames", type=int, default=20)
-    parser.add_argument("--no-inception", action="store_true", help="skip InceptionV3 (slow on CPU)")
-    parser.add_argument("--device", default="cpu")
-    args = parser.parse_args()
-    width, height = (int(v) for v in args.size.lower().split("x"))
-    results = run_benchmark(width, height, args.frames, not args.no_inception, args.device)
-    print(json.dumps({"size": [width, height], "ms_per_frame": {k: round(v, 3) for k, v in results.items()}},
-                     indent=2))
+@click.command()
+@click.option("--size", type=WxH(), default="512x256", show_default=True, help="WIDTHxHEIGHT of the frames.")
+@click.option("--frames", type=click.IntRange(min=1), default=20, show_default=True, help="Frames per metric.")
+@click.option("--no-inception", is_flag=True, help="Skip InceptionV3 (slow on CPU).")
+@click.option("--device", default="cpu", show_default=True, help="Device of InceptionV3.")
+@threads_option
+def command(size: tuple[int, int], frames: int, no_inception: bool, device: str, threads: int | None) -> None:
+    """Print a JSON object of ms/frame per metric."""
+    width, height = size
+    with torch_threads(threads):
+        results = run_benchmark(width, height, frames, not no_inception, device)
+    click.echo(json.dumps({"size": [width, height], "ms_per_frame": {k: round(v, 3) for k, v in results.items()}},
+                          indent=2))
 
 
 if __name__ == "__main__":
-    main()
+    command()

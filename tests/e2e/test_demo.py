@@ -73,6 +73,25 @@ def test_demo_without_a_model_says_what_to_do(tmp_path: Path) -> None:
     assert "does not exist" in result.stderr
 
 
+def test_every_entry_point_names_a_missing_checkpoint_in_the_same_line(tmp_path: Path) -> None:
+    """The demo, the worker supervisor and the worker share one check (renderer.checkpoint_ref)."""
+    from carla_neural.worker_supervisor import WorkerSupervisor
+    from renderer.checkpoint_ref import CheckpointMissing
+
+    missing = tmp_path / "missing"
+    with pytest.raises(CheckpointMissing) as supervisor_error:
+        WorkerSupervisor(missing).start()
+    message = str(supervisor_error.value)
+    assert "\n" not in message and str(missing) in message and "does not exist" in message
+    demo = run_demo("--frames", "2", "--checkpoint", str(missing), "--headless", "--out", str(tmp_path / "out"),
+                    cwd=tmp_path)
+    assert demo.returncode == 1 and demo.stderr == f"Error: {message}\n"
+    assert not (tmp_path / "out").exists()  # nothing written before the inputs are checked
+    worker = subprocess.run([sys.executable, "-m", "renderer.worker", "--checkpoint", str(missing),
+                             "--bind", "tcp://127.0.0.1:*"], capture_output=True, text=True, timeout=60)
+    assert worker.returncode == 2 and worker.stderr == f"error: {message}\n"
+
+
 def test_demo_rejects_a_bad_size(tmp_path: Path) -> None:
     result = run_demo("--size", "512by256", "--headless", cwd=tmp_path)
     assert result.returncode == 2 and "WIDTHxHEIGHT" in result.stderr

@@ -74,3 +74,41 @@ def test_nvidia_reference_runs_nvidias_code_on_the_same_weights(tmp_path: Path) 
     assert ours["engine"] == "torch" and ours["speedup_vs_nvidia"] > 0
     # Same weights, same history: our step is NVIDIA's step to well within 2/255.
     assert ours["max_abs_diff_255_same_history"] < 2.0
+
+
+def test_world_transport_and_metrics_benches_run_as_subcommands_and_modules(tmp_path: Path) -> None:
+    world = run(["bench-world", "--layouts", "urban", "--sizes", "64x32", "--frames", "2", "--warmup", "0"])
+    assert world.returncode == 0, world.stderr
+    header, row = world.stdout.strip().splitlines()
+    assert header.split()[:3] == ["layout", "size", "wall"] and row.split()[:2] == ["urban", "64x32"]
+    as_module = subprocess.run([sys.executable, "-m", "carla_neural.sources.world.bench", "--sizes", "64x32,bad"],
+                               capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=120)
+    assert as_module.returncode == 2 and "'bad' is not WIDTHxHEIGHT" in as_module.stderr
+    out = tmp_path / "transport.json"
+    transport = run(["bench-transport", "--frames", "3", "--sizes", "64x32", "--json", str(out)])
+    assert transport.returncode == 0, transport.stderr
+    rows = json.loads(out.read_text())["transport"]
+    assert [(row["size"], row["mode"]) for row in rows] == [("64x32", "zero-copy"), ("64x32", "copy")]
+    assert all(row["median_ms"] > 0 for row in rows) and f"wrote {out}" in transport.stdout
+    metrics = subprocess.run([sys.executable, "-m", "renderer.metrics.bench", "--size", "64x32", "--frames", "2",
+                              "--no-inception", "--threads", "1"],
+                             capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=120)
+    assert metrics.returncode == 0, metrics.stderr
+    figures = json.loads(metrics.stdout)
+    assert figures["size"] == [64, 32] and figures["ms_per_frame"]["warping_error"] > 0
+    assert "inception_features" not in figures["ms_per_frame"]
+
+
+@pytest.mark.slow
+def test_stage_bench_times_every_stage_and_the_run_end_to_end(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    out = tmp_path / "stages.json"
+    done = run(["bench-stages", "--checkpoint", str(tiny_checkpoint), "--device", "cpu", "--sizes", "64x32",
+                "--frames", "2", "--render-frames", "2", "--e2e-frames", "3", "--no-cpu-split", "--threads", "1",
+                "--json", str(out)])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0].startswith("size | world | remap | transport | render")
+    figures = json.loads(out.read_text())["sizes"][0]
+    assert figures["size"] == "64x32" and figures["cpu_split"] is None
+    for key in ("world_ms", "remap_ms", "transport_ms", "render_ms", "display_ms", "record_ms", "e2e_fps",
+                "worker_alone_fps"):
+        assert figures[key] > 0, key

@@ -10,7 +10,7 @@ import pytest
 from carla_neural.recorder import FrameRecord, Recorder, RecorderConfig, read_frames_jsonl
 from carla_neural.remap import Remapper
 from carla_neural.sources.encoding import backward_flow_px, bgra_to_rgb, read_flow_png
-from carla_neural.sources.replay import EndOfReplay, ReplaySource, label_id_to_tag_lut
+from carla_neural.sources.replay import EndOfReplay, ReplaySource
 
 
 def carla_frame(rng: np.random.Generator, height: int = 24, width: int = 32):
@@ -27,17 +27,7 @@ def carla_frame(rng: np.random.Generator, height: int = 24, width: int = 32):
     return semantic, instance, rgb, flow
 
 
-def test_label_lut_round_trips_every_carla_tag() -> None:
-    remapper = Remapper("0.9.14")
-    lut = label_id_to_tag_lut()
-    tag_to_label = remapper.label_lut
-    for tag in range(29):
-        label_id = tag_to_label[tag]
-        assert tag_to_label[lut[label_id]] == label_id
-    assert lut[7] == 1  # road comes back as "roads", not "road lines"
-
-
-def test_replayed_frames_remap_to_the_recorded_streams(tmp_path: Path) -> None:
+def test_replayed_frames_carry_the_recorded_streams(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     remapper = Remapper("0.9.14")
     recorded = []
@@ -60,13 +50,55 @@ def test_replayed_frames_remap_to_the_recorded_streams(tmp_path: Path) -> None:
         frame = source.tick()
         assert frame.frame_id == record.frame_id
         assert frame.sim_time == pytest.approx(record.sim_time)
-        assert frame.semantic_bgra.shape == (24, 32, 4) and frame.semantic_bgra.dtype == np.uint8
-        assert np.array_equal(remapper.label_ids(frame.semantic_bgra), record.label_ids)
-        assert np.array_equal(remapper.instance_ids(frame.instance_bgra), record.instance_ids)
+        assert frame.semantic_bgra is None and frame.size == (32, 24)
+        assert frame.label_ids.dtype == np.uint8 and np.array_equal(frame.label_ids, record.label_ids)
+        assert frame.instance_ids.dtype == np.int32 and np.array_equal(frame.instance_ids, record.instance_ids)
         assert np.array_equal(bgra_to_rgb(frame.rgb_bgra), record.raw)
         assert np.abs(backward_flow_px(frame.flow) - record.flow_px).max() <= 1 / 64
     with pytest.raises(EndOfReplay):
         source.tick()
+
+
+def test_a_replayed_run_renders_the_recorded_label_maps_without_remapping(
+        tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Record the built-in world in-process, replay it with the same weights: the same label maps,
+    instance ids and neural frames, and not one call to the remapper while replaying."""
+    import cv2
+
+    from carla_neural.runs import BackendSpec, RecordSpec, RunSpec, SourceSpec, demo_world, open_run
+
+    calls = {"label_ids": 0, "instance_ids": 0}
+
+    def counted(name: str):
+        real = getattr(Remapper, name)
+
+        def wrapper(self, image):
+            calls[name] += 1
+            return real(self, image)
+        return wrapper
+
+    for name in calls:
+        monkeypatch.setattr(Remapper, name, counted(name))
+    backend = BackendSpec(checkpoint=str(tiny_checkpoint), device="cpu", in_process=True, threads=1)
+
+    def record(source: SourceSpec, out: Path) -> None:
+        with open_run(RunSpec(command="test", source=source, backend=backend, size=(64, 32), frames=4,
+                              record=RecordSpec(out))) as run:
+            run.run()
+
+    original, again = tmp_path / "original", tmp_path / "again"
+    record(demo_world(64, 32, seed=4), original)
+    assert calls == {"label_ids": 4, "instance_ids": 4}  # the built-in world's frames are remapped
+    record(SourceSpec("replay", replay_dir=original), again)
+    assert calls == {"label_ids": 4, "instance_ids": 4}  # the replayed ones are not
+    ids = [line["frame_id"] for line in read_frames_jsonl(again / "frames.jsonl")]
+    assert ids == [line["frame_id"] for line in read_frames_jsonl(original / "frames.jsonl")] and len(ids) == 4
+    for frame_id in ids:
+        for kind in ("label_ids", "instance_ids", "neural"):
+            stem = f"frames/{kind}/{frame_id:06d}.png"
+            before = cv2.imread(str(original / stem), cv2.IMREAD_UNCHANGED)
+            after = cv2.imread(str(again / stem), cv2.IMREAD_UNCHANGED)
+            assert before is not None and np.array_equal(before, after), (kind, frame_id)
 
 
 def test_replay_needs_label_pngs(tmp_path: Path) -> None:

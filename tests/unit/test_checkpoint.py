@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from renderer import loading
+from renderer import checkpoint_ref
 from renderer.checkpoint import (
     CheckpointError,
     convert_nvidia_checkpoint,
@@ -148,7 +148,7 @@ def test_checkpoint_references_that_are_not_checkpoints(tmp_path: Path, monkeypa
     (tmp_path / "empty").mkdir()
     with pytest.raises(CheckpointError, match="neither a carla-neural checkpoint"):
         load_generator(tmp_path / "empty")
-    monkeypatch.setattr(loading, "bundled_checkpoint", lambda: tmp_path / "empty")
+    monkeypatch.setattr(checkpoint_ref, "bundled_checkpoint", lambda: tmp_path / "empty")
     with pytest.raises(CheckpointError, match="make model"):
         load_generator("bundled")
     (tmp_path / "bad").mkdir()

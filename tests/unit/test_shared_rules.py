@@ -14,7 +14,7 @@ from renderer.cpus import available_cpus, default_threads, set_torch_threads
 from renderer.edges import instance_edges
 from renderer.model.inputs import instance_edges as torch_instance_edges
 from renderer.resize import resize_nearest
-from renderer.sizes import WxH, parse_size
+from renderer.sizes import WxH, WxHList, parse_size
 
 
 def test_sizes_read_widthxheight_and_name_the_limits() -> None:
@@ -39,6 +39,32 @@ def test_the_click_type_turns_a_bad_size_into_a_usage_error() -> None:
     assert runner.invoke(show, ["--size", "128x64"]).output == "128 64\n"
     result = runner.invoke(show, ["--size", "8x8"])
     assert result.exit_code == 2 and "8x8: each side must be at least 16" in result.output
+
+
+def test_the_list_type_reads_comma_separated_sizes_with_the_same_limits() -> None:
+    @click.command()
+    @click.option("--sizes", type=WxHList(min_side=16), default="512x256,1024x512")
+    def show(sizes: list[tuple[int, int]]) -> None:
+        click.echo(repr(sizes))
+
+    runner = CliRunner()
+    assert runner.invoke(show, []).output == "[(512, 256), (1024, 512)]\n"
+    assert runner.invoke(show, ["--sizes", " 64x32 ,"]).output == "[(64, 32)]\n"
+    for text, message in (("64x32,8x8", "8x8: each side must be at least 16"), (",", "at least one WIDTHxHEIGHT"),
+                          ("64x32,big", "'big' is not WIDTHxHEIGHT")):
+        result = runner.invoke(show, ["--sizes", text])
+        assert result.exit_code == 2 and message in result.output, text
+
+
+def test_every_command_line_of_the_package_is_click() -> None:
+    """No argparse CLI in carla_neural/ or renderer/ beside the click group (bench/nvidia_reference.py
+    runs NVIDIA's code, outside the package)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    found = [str(path.relative_to(root)) for package in ("carla_neural", "renderer")
+             for path in (root / package).rglob("*.py") if "import argparse" in path.read_text()]
+    assert found == []
 
 
 def test_default_threads_are_half_the_cpus_we_may_use() -> None:

@@ -1,17 +1,22 @@
 """Benchmark the built-in world: ms per frame of all sensors, per stage, at a few sizes.
 
 Run on one core for the figure the issue asks for:
-    OMP_NUM_THREADS=1 python -m carla_neural.sources.world.bench
+    OMP_NUM_THREADS=1 carla-neural bench-world
+(or `python -m carla_neural.sources.world.bench`, same options: --layouts, --sizes, --frames,
+--warmup, --weather). The world renders with numpy and OpenCV, not torch: OMP_NUM_THREADS, not
+--threads, sets its threads.
 CPU time (process_time) is reported next to wall time: on a shared machine wall time includes
 waiting for a core, CPU time does not.
 """
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 
+import click
+
+from carla_neural.cli.options import WxHList
 from carla_neural.sources.world.builtin import BuiltinWorld, WorldConfig
 
 
@@ -35,26 +40,26 @@ def bench_size(layout: str, width: int, height: int, frames: int, warmup: int, w
     return result
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Print a table of ms/frame for the requested layouts and sizes."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--layouts", default="urban,highway")
-    parser.add_argument("--sizes", default="512x256,1024x512")
-    parser.add_argument("--frames", type=int, default=100)
-    parser.add_argument("--warmup", type=int, default=20)
-    parser.add_argument("--weather", default="ClearNoon")
-    args = parser.parse_args(argv)
+@click.command(name="bench-world")
+@click.option("--layouts", default="urban,highway", show_default=True, help="Comma-separated world layouts.")
+@click.option("--sizes", type=WxHList(), default="512x256,1024x512", show_default=True,
+              help="Comma-separated WIDTHxHEIGHT.")
+@click.option("--frames", type=click.IntRange(min=1), default=100, show_default=True, help="Timed ticks per case.")
+@click.option("--warmup", type=click.IntRange(min=0), default=20, show_default=True, help="Untimed ticks first.")
+@click.option("--weather", default="ClearNoon", show_default=True, help="Weather preset.")
+def command(layouts: str, sizes: list[tuple[int, int]], frames: int, warmup: int, weather: str) -> None:
+    """Print a table of ms/frame of the built-in world for the requested layouts and sizes."""
     header = f"{'layout':8} {'size':>9} {'wall ms':>8} {'median':>7} {'cpu ms':>7} {'fps(cpu)':>8}  stages (wall ms)"
-    print(header)
-    for layout in args.layouts.split(","):
-        for size in args.sizes.split(","):
-            width, height = (int(part) for part in size.lower().split("x"))
-            result = bench_size(layout, width, height, args.frames, args.warmup, args.weather)
+    click.echo(header)
+    for layout in layouts.split(","):
+        for width, height in sizes:
+            result = bench_size(layout, width, height, frames, warmup, weather)
             stages = " ".join(f"{key[:-3]}={value:.1f}" for key, value in result.items()
                               if key not in ("wall_ms", "wall_median_ms", "cpu_ms"))
-            print(f"{layout:8} {size:>9} {result['wall_ms']:8.1f} {result['wall_median_ms']:7.1f} "
-                  f"{result['cpu_ms']:7.1f} {1000.0 / result['cpu_ms']:8.1f}  {stages}")
+            size = f"{width}x{height}"
+            click.echo(f"{layout:8} {size:>9} {result['wall_ms']:8.1f} {result['wall_median_ms']:7.1f} "
+                       f"{result['cpu_ms']:7.1f} {1000.0 / result['cpu_ms']:8.1f}  {stages}")
 
 
 if __name__ == "__main__":
-    main()
+    command()
