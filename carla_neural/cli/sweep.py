@@ -32,10 +32,10 @@ def command(sweep_file: Path, out_dir: Path, ray_address: str | None, max_parall
     cells that die are retried (`retries` in the file) and then reported with their log.
     """
     from carla_neural.cli.compare import _parse_metrics
-    from carla_neural.sweep.cells import expand_cells
-    from carla_neural.sweep.index import write_summary
-    from carla_neural.sweep.runner import run_sweep
-    from carla_neural.sweep.schema import SweepError, load_sweep
+    from scenarios.sweep.cells import expand_cells
+    from scenarios.sweep.index import write_summary
+    from scenarios.sweep.runner import run_sweep
+    from scenarios.sweep.schema import SweepError, load_sweep
 
     try:
         sweep = load_sweep(sweep_file)

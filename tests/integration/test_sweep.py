@@ -18,10 +18,10 @@ import pytest
 
 ray = pytest.importorskip("ray", reason="needs the sweep extra: pip install 'carla-neural[sweep]'")
 
-from carla_neural.sweep.cells import expand_cells, run_is_complete  # noqa: E402
-from carla_neural.sweep.index import write_summary  # noqa: E402
-from carla_neural.sweep.runner import run_sweep  # noqa: E402
-from carla_neural.sweep.schema import load_sweep  # noqa: E402
+from scenarios.sweep.cells import expand_cells, run_is_complete  # noqa: E402
+from scenarios.sweep.index import write_summary  # noqa: E402
+from scenarios.sweep.runner import run_sweep  # noqa: E402
+from scenarios.sweep.schema import load_sweep  # noqa: E402
 
 CLI = [str(Path(sys.executable).with_name("carla-neural"))]
 BASE = """
@@ -221,7 +221,7 @@ def test_ctrl_c_keeps_finished_runs_and_does_not_count_partial_ones(ray_session,
                          ids=["carla", "gpu"])
 def test_cells_whose_resources_no_node_offers_are_refused_before_anything_runs(
         ray_session, tiny_checkpoint: Path, tmp_path: Path, setting: str, needs: str) -> None:
-    from carla_neural.sweep.schema import SweepError
+    from scenarios.sweep.schema import SweepError
 
     path = sweep_file(tmp_path, tiny_checkpoint, f"name: far\n{setting}\naxes: {{seed: [1]}}\n")
     sweep = load_sweep(path)

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from carla_neural.recorder import FrameRecord, Recorder, RecorderConfig
-from carla_neural.sweep.cells import cell_state, expand_cells, run_is_complete
-from carla_neural.sweep.runner import check_out_dir
-from carla_neural.sweep.schema import SweepError, load_sweep
+from scenarios.sweep.cells import cell_state, expand_cells, run_is_complete
+from scenarios.sweep.runner import check_out_dir
+from scenarios.sweep.schema import SweepError, load_sweep
 
 GOOD = """
 name: weather_by_seed

@@ -16,9 +16,9 @@ from typing import Any, Literal
 
 import yaml
 
-from carla_neural.sweep.cells import Cell, CellState, cell_state, run_is_complete
-from carla_neural.sweep.schema import Sweep, SweepError
-from carla_neural.sweep.tasks import CellDied, CellFailed, CellSpec, CellStopped, attempts_made, run_cell
+from scenarios.sweep.cells import Cell, CellState, cell_state, run_is_complete
+from scenarios.sweep.schema import Sweep, SweepError
+from scenarios.sweep.tasks import CellDied, CellFailed, CellSpec, CellStopped, attempts_made, run_cell
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from carla_neural.sweep.cells import run_is_complete
+from scenarios.sweep.cells import run_is_complete
 
 # Exit status of `carla-neural` for bad input (click): the same input fails again, so no retry.
 _USAGE_ERROR_CODES = (1, 2)

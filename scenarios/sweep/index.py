@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from carla_neural.sweep.runner import CellResult, SweepOutcome
-from carla_neural.sweep.schema import Sweep
+from scenarios.sweep.runner import CellResult, SweepOutcome
+from scenarios.sweep.schema import Sweep
 
 TEMPLATE = "sweep_index.html.j2"
 # Column headings of the compare figures (keys of headline_figures).

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from carla_neural.sweep.schema import AXES, Sweep, SweepError
+from scenarios.sweep.schema import AXES, Sweep, SweepError
 from scenarios.schema import Scenario, ScenarioError, parse_scenario
 
 CellState = Literal["new", "complete", "partial", "stale", "foreign"]
