@@ -18,6 +18,7 @@ from carla_neural.pipeline import Pipeline, PipelineConfig, Presented
 from carla_neural.recorder import Recorder, RecorderConfig, read_frames_jsonl
 from carla_neural.sources.world import BuiltinWorld, WorldConfig
 from carla_neural.worker_supervisor import WorkerSupervisor
+from renderer.cpus import torch_threads
 from renderer.loading import load_renderer
 
 WIDTH, HEIGHT = 128, 64
@@ -76,6 +77,7 @@ def test_lockstep_through_a_worker_records_every_frame_in_order(
                                 PipelineConfig(mode="lockstep"))
             summary = pipeline.run(6, on_frame=presented.append)
             recorded = recorder.close({"pipeline": summary})
+        worker_threads = int(client.facts["threads"])
     finally:
         client.close()
 
@@ -104,10 +106,11 @@ def test_lockstep_through_a_worker_records_every_frame_in_order(
     assert stages["render"]["count"] == 6 and "pipeline_overhead_pct" in summary
 
     # The worker rendered each frame in sequence: an in-process renderer fed the same label
-    # maps in the same order gives the same images.
+    # maps in the same order, with the worker's thread count (another count changes the float
+    # order, and the generator feeds its own output back), gives the same images.
     reference = load_renderer(str(checkpoint), device="cpu")
     remapper = pipeline.remapper("0.9.14")
-    with world() as replay:
+    with world() as replay, torch_threads(worker_threads):
         for item in presented:
             frame = replay.tick()
             expected = reference.step(remapper.label_ids(frame.semantic_bgra), remapper.instance_ids(frame.instance_bgra))
