@@ -83,12 +83,10 @@ def torch_threads(threads: int | None) -> Iterator[None]:
     if threads is None:
         yield
         return
-    if threads < 1:
-        raise ValueError(f"threads must be at least 1, got {threads}")
     import torch
 
     before = torch.get_num_threads()
-    torch.set_num_threads(threads)
+    set_torch_threads(threads)
     try:
         yield
     finally:

@@ -130,13 +130,19 @@ def scan_dataset(path: str | Path, phase: str = "train") -> list[Sequence]:
     )
 
 
-def hold_out(sequences: list[Sequence], names: list[str]) -> list[Sequence]:
-    """`sequences` without those named in `names`; every name must exist, and something must remain."""
+def named_sequences(sequences: list[Sequence], names: list[str], origin: str = "the dataset") -> list[Sequence]:
+    """The sequences called `names`, in dataset order; DatasetError naming any the dataset lacks."""
     known = [seq.name for seq in sequences]
     missing = [name for name in names if name not in known]
     if missing:
-        raise DatasetError(f"held-out sequence(s) {missing} are not in the dataset; its sequences are {known}")
-    kept = [seq for seq in sequences if seq.name not in set(names)]
+        raise DatasetError(f"{origin} has no sequence {missing}; its sequences are {known}")
+    return [seq for seq in sequences if seq.name in names]
+
+
+def hold_out(sequences: list[Sequence], names: list[str]) -> list[Sequence]:
+    """`sequences` without those named in `names`; every name must exist, and something must remain."""
+    named_sequences(sequences, names)  # every held-out name must exist
+    kept = [seq for seq in sequences if seq.name not in names]
     if not kept:
         raise DatasetError(f"holding out {names} leaves no sequence to train on")
     return kept
@@ -181,6 +187,16 @@ def resize_frame(label_ids: np.ndarray, rgb: np.ndarray, instance_ids: np.ndarra
     return (resize_nearest(label_ids, width, height),
             cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA),
             resize_nearest(instance_ids, width, height))
+
+
+def read_recorded_flow(path: Path, native_hw: tuple[int, int], width: int, height: int) -> np.ndarray:
+    """A recorded backward-flow PNG of a frame of native (H, W) -> (height, width, 2) float32 pixels;
+    pixels the file marks invalid count as no motion."""
+    flow_px, valid = read_flow_png(path)
+    flow_px[~valid] = 0.0  # foreign files may mark pixels invalid; treat them as no motion
+    if flow_px.shape[:2] != tuple(native_hw):
+        raise DatasetError(f"flow {path} has size {flow_px.shape[:2]}, frames {tuple(native_hw)}")
+    return resize_flow(flow_px, width, height)
 
 
 def load_frame(seq: Sequence, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -322,13 +338,7 @@ class ClipDataset(Dataset):
         if flow_px is None:
             out_h, out_w = label_ids.shape
             if seq.flow_paths is not None and self.t_step == 1:
-                path = seq.flow_paths[frame_index]
-                flow_px, valid = read_flow_png(path)
-                flow_px[~valid] = 0.0  # foreign files may mark pixels invalid; treat them as no motion
-                native = self._native_sizes[seq.name]
-                if flow_px.shape[:2] != native:
-                    raise DatasetError(f"flow {path} has size {flow_px.shape[:2]}, frames {native}")
-                flow_px = resize_flow(flow_px, out_w, out_h)
+                flow_px = read_recorded_flow(seq.flow_paths[frame_index], self._native_sizes[seq.name], out_w, out_h)
             else:
                 prev_rgb = self._resized_frame(seq, frame_index - self.t_step)[1]
                 name = seq.rgb_paths[frame_index].name if self.t_step == 1 else f"{seq.rgb_paths[frame_index].stem}_s{self.t_step}"

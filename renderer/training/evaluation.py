@@ -126,17 +126,12 @@ def dataset_sequences(root: str | Path, names: list[str] | None, size: tuple[int
     """Held-out sequences of a paired dataset (NVIDIA's layout, or run folders) as EvalFrames at
     `size` (W, H), resized as training resizes them; the flow is DIS flow between consecutive real
     photos (a run folder's recorded flow where it has one), so it measures along the real motion."""
-    from renderer.training.datasets import DatasetError, load_frame, resize_frame, scan_dataset
-    from renderer.training.flow import DISFlow, resize_flow
-    from renderer.flow_png import read_flow_png
+    from renderer.training.datasets import load_frame, named_sequences, read_recorded_flow, resize_frame, scan_dataset
+    from renderer.training.flow import DISFlow
 
     sequences = scan_dataset(root)
     if names:
-        known = [seq.name for seq in sequences]
-        missing = [name for name in names if name not in known]
-        if missing:
-            raise DatasetError(f"{root}: no sequence {missing}; its sequences are {known}")
-        sequences = [seq for seq in sequences if seq.name in names]
+        sequences = named_sequences(sequences, names, str(root))
     width, height = size
     dis = DISFlow(dis_preset)
     result = []
@@ -144,17 +139,12 @@ def dataset_sequences(root: str | Path, names: list[str] | None, size: tuple[int
         frames: list[EvalFrame] = []
         for index in range(len(seq)):
             label_ids, rgb, instance_ids = load_frame(seq, index)
-            native_h, native_w = label_ids.shape
+            native_hw = label_ids.shape
             label_ids, rgb, instance_ids = resize_frame(label_ids, rgb, instance_ids, width, height)
             if index == 0:
                 flow_px = np.zeros((height, width, 2), np.float32)
             elif seq.flow_paths is not None:
-                recorded, valid = read_flow_png(seq.flow_paths[index])
-                recorded[~valid] = 0.0
-                flow_px = resize_flow(recorded, width, height) if recorded.shape[:2] == (native_h, native_w) else None
-                if flow_px is None:
-                    raise DatasetError(f"flow {seq.flow_paths[index]} is {recorded.shape[1]}x{recorded.shape[0]}, "
-                                       f"its frames {native_w}x{native_h}")
+                flow_px = read_recorded_flow(seq.flow_paths[index], native_hw, width, height)
             else:
                 flow_px = dis(frames[-1].rgb, rgb)
             frames.append(EvalFrame(label_ids, instance_ids, rgb, flow_px))
