@@ -15,6 +15,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from renderer.protocol import StyleChoice
+
 
 @dataclass
 class Rendered:
@@ -90,6 +92,13 @@ class InProcessBackend:
     def state(self) -> str:
         return "in-process"
 
+    def set_style(self, choice: StyleChoice | None) -> None:
+        """Render the following frames in ``choice`` (a new sequence starts)."""
+        if self._thread is not None:
+            self._thread.close()
+            self._thread = None
+        self.renderer.apply_style(choice)
+
     def close(self) -> None:
         if self._thread is not None:
             self._thread.close()
@@ -129,6 +138,11 @@ class ClientBackend:
 
     def state(self) -> str:
         return str(self.client.state)
+
+    def set_style(self, choice: StyleChoice | None) -> None:
+        """Render the following frames in ``choice`` (a new sequence starts)."""
+        self._last_latest_id = None
+        self.client.set_style(choice)
 
     def close(self) -> None:
         self.client.close()

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from renderer import protocol
-from renderer.protocol import ErrorCode, Message, MsgType
+from renderer.protocol import ErrorCode, Message, MsgType, StyleChoice
 from carla_neural.render_session import (
     FrameInput,
     RenderResult,
@@ -334,6 +334,12 @@ class RenderClient(RenderSession):
     def in_flight(self) -> int:
         """Frames sent and not yet answered (either mode)."""
         return 0 if self._mode is None else self._mode.in_flight
+
+    def set_style(self, choice: StyleChoice | None) -> None:
+        """Render the following frames in ``choice`` (None: no style): a new sequence starts, so
+        that no frame warps the previous style's images."""
+        self.style = choice
+        self.reset()
 
     def reset(self) -> None:
         """Start a new sequence: the next frame is rendered without history; modes may switch."""

@@ -28,7 +28,7 @@ import numpy as np
 import zmq
 
 from renderer import protocol
-from renderer.protocol import DEFAULT_LIMITS, ErrorCode, Flag, Limits, Message, MsgType
+from renderer.protocol import DEFAULT_LIMITS, ErrorCode, Flag, Limits, Message, MsgType, StyleChoice
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ class RenderSession:
                  heartbeat_s: float = 1.0, liveness: int = 3, render_timeout_s: float = 120.0,
                  retries: int = 3, history_frames: int | None = None, max_in_flight: int = 2,
                  zero_copy: bool = True, limits: Limits = DEFAULT_LIMITS,
-                 context: zmq.Context | None = None) -> None:
+                 context: zmq.Context | None = None, style: StyleChoice | None = None) -> None:
         if (endpoint is None) == (supervisor is None):
             raise ValueError("give a worker endpoint or a WorkerSupervisor, not both or neither")
         if not 1 <= max_in_flight <= 8:
@@ -143,6 +143,9 @@ class RenderSession:
         self._generation: int | None = None
         self._seq = 0
         self.started = False  # whether the worker holds our sequence (else the next RENDER resets)
+        # The session's style (docs/styles.md): sent as STYLE before each sequence starts, so a
+        # restarted worker or a re-primed session renders in it too. None: no STYLE is ever sent.
+        self.style = style
         self.hooks: ModeHooks | None = None
         self._last_heard = 0.0
         self._last_ping = 0.0
@@ -290,11 +293,22 @@ class RenderSession:
         """Send one RENDER (with RESET when the worker holds no sequence of ours); return its seq."""
         if not self.started:
             flags |= Flag.RESET
+            if self.style is not None:
+                self._send_style(frame.frame_id)
         seq = self.next_seq()
         self.send_message(protocol.render_request(self.session_id, seq, frame.frame_id, frame.label_ids,
                                           frame.instance_ids, flags=int(flags)))
         self.started = True
         return seq
+
+    def _send_style(self, frame_id: int) -> None:
+        """STYLE, waiting for its ACK (once per sequence); WorkerError when the worker refuses it."""
+        seq = self.next_seq()
+        sent_at = time.monotonic()
+        self.send_message(protocol.style_request(self.session_id, seq, self.style))
+        message = self._wait_reply(seq, sent_at)
+        if message.msg_type == MsgType.ERROR:
+            raise WorkerError(message.code, f"style refused: {message.text}", frame_id)
 
     def reply_waiting(self) -> bool:
         """Whether a reply has arrived and not been read."""

@@ -27,6 +27,7 @@ from carla_neural.backends import ClientBackend, InProcessBackend, RenderBackend
 from carla_neural.pipeline import Mode, Pipeline, PipelineConfig, Presented
 from carla_neural.sources.base import Source
 from carla_neural.sources.replay import ReplaySource
+from renderer.protocol import StyleChoice
 
 if TYPE_CHECKING:
     from carla_neural.sources.carla_source import CarlaConfig
@@ -76,6 +77,7 @@ class BackendSpec:
     cpu_split: bool = True
     threads: int | None = None
     worker_log: Path | None = None
+    style: StyleChoice | None = None  # the run's style (docs/styles.md); None: none, as before
 
     def __post_init__(self) -> None:
         if self.worker and self.in_process:
@@ -161,6 +163,7 @@ class Run:
             "engine": facts.get("engine", backend.engine),
             "device": facts.get("device", backend.device),
             "working_size": facts.get("working_size"),
+            **({"style": backend.style.label} if backend.style is not None else {}),
         }
 
     def _finish(self, summary_extra: Mapping[str, Any]) -> None:
@@ -216,18 +219,20 @@ def _open_backend(run: Run, stack: contextlib.ExitStack) -> None:
             import torch
 
             torch.set_num_threads(spec.threads)
-        run.backend = stack.enter_context(contextlib.closing(InProcessBackend(
-            load_renderer(spec.checkpoint, engine=spec.engine, device=spec.device))))
+        renderer = load_renderer(spec.checkpoint, engine=spec.engine, device=spec.device)
+        if spec.style is not None:
+            renderer.apply_style(spec.style)
+        run.backend = stack.enter_context(contextlib.closing(InProcessBackend(renderer)))
         run.backend_text = f"in-process renderer ({spec.checkpoint}, {spec.engine})"
         return
     if spec.worker:
-        client = RenderClient(spec.worker)
+        client = RenderClient(spec.worker, style=spec.style)
         run.backend_text = f"worker at {spec.worker}"
     else:
         cpu_options = worker_cpu_options(run.split) or ({"threads": spec.threads} if spec.threads else {})
         run.supervisor = stack.enter_context(WorkerSupervisor(
             spec.checkpoint, engine=spec.engine, device=spec.device, log_path=spec.worker_log, **cpu_options))
-        client = run.supervisor.client()
+        client = run.supervisor.client(style=spec.style)
         run.backend_text = (f"worker process ({spec.checkpoint}, {spec.engine}"
                             f"{'; ' + run.split.describe() if run.split else ''})")
     stack.callback(client.close)

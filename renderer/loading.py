@@ -102,5 +102,10 @@ def load_renderer(
     generator = load_generator(checkpoint, single_g, torch_device).to(torch_device).eval()
     renderer = SequentialRenderer(generator, torch_device, size)
     renderer.engine = build_engine(engine, generator, torch_device, renderer.size)
+    if generator.has_styles:
+        from renderer.styles import load_styles
+
+        renderer.style_bank = load_styles(resolve_checkpoint(checkpoint), generator.config.label_nc,
+                                          generator.config.feat_nc)
     log.info("renderer: %s on %s, engine %s", checkpoint, torch_device, engine)
     return renderer

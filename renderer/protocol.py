@@ -47,15 +47,22 @@ class MsgType(enum.IntEnum):
     PONG = 5  # reply: JSON text with the worker's facts
     ERROR = 6  # reply: header.code is an ErrorCode, text names the problem
     BYE = 7  # request: end the session and free its renderer state
-    ACK = 8  # reply to RESET and BYE
+    ACK = 8  # reply to RESET, BYE and STYLE
+    STYLE = 9  # request: the session's style (aux, optional vectors); starts a new sequence
 
 
-REQUEST_TYPES = frozenset({MsgType.RENDER, MsgType.RESET, MsgType.PING, MsgType.BYE})
+REQUEST_TYPES = frozenset({MsgType.RENDER, MsgType.RESET, MsgType.PING, MsgType.BYE, MsgType.STYLE})
 REPLY_TYPES = frozenset({MsgType.RENDER_REPLY, MsgType.PONG, MsgType.ERROR, MsgType.ACK})
 # Types that carry one trailing UTF-8 text frame after their arrays.
 _TEXT_TYPES = frozenset({MsgType.PONG, MsgType.ERROR})
 # The most arrays each type carries (docs/protocol.md's table); more is BAD_FRAME_COUNT.
-ARRAYS_OF_TYPE: dict[MsgType, int] = {MsgType.RENDER: 2, MsgType.RENDER_REPLY: 1}
+ARRAYS_OF_TYPE: dict[MsgType, int] = {MsgType.RENDER: 2, MsgType.RENDER_REPLY: 1, MsgType.STYLE: 1}
+
+# STYLE's aux: a style index 0..MAX_STYLE_INDEX (the checkpoint's cluster K, no array), or one of
+# these two (docs/protocol.md, "Styles").
+MAX_STYLE_INDEX = 63
+STYLE_VECTORS = 0xFFFFFFFE  # one float32 (label_nc, feat_nc) array of per-class vectors follows
+STYLE_NONE = 0xFFFFFFFF  # no style: render as a model without styles does (no array)
 
 
 class Flag(enum.IntFlag):
@@ -322,6 +329,70 @@ def check_render_request(message: Message) -> tuple[np.ndarray, np.ndarray | Non
             raise ProtocolError(ErrorCode.BAD_SHAPE, f"instance_ids shape {instance_ids.shape} differs "
                                 f"from label_ids shape {label_ids.shape}", **ids)
     return label_ids, instance_ids
+
+
+@dataclass(frozen=True)
+class StyleChoice:
+    """What a STYLE message carries: a style ``index`` of the checkpoint's bank, or explicit
+    per-class ``vectors`` (label_nc, feat_nc) float32 (e.g. encoded from a photo); neither: no
+    style. ``name`` is for people (HUD, run.json), not sent."""
+
+    index: int | None = None
+    vectors: np.ndarray | None = None
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if self.index is not None and self.vectors is not None:
+            raise ValueError("a style is an index or vectors, not both")
+        if self.index is not None and not 0 <= self.index <= MAX_STYLE_INDEX:
+            raise ValueError(f"style index {self.index} is outside 0..{MAX_STYLE_INDEX}")
+
+    @property
+    def label(self) -> str:
+        """How to show it: 'style 2', the photo's name, or 'none'."""
+        if self.name:
+            return self.name
+        return "none" if self.index is None and self.vectors is None else (
+            f"style {self.index}" if self.index is not None else "vectors")
+
+
+def style_request(session_id: int, seq: int, choice: StyleChoice | None) -> list[Any]:
+    """Frames of a STYLE request (``choice`` None: no style)."""
+    if choice is None or (choice.index is None and choice.vectors is None):
+        return encode(MsgType.STYLE, session_id=session_id, seq=seq, aux=STYLE_NONE)
+    if choice.index is not None:
+        return encode(MsgType.STYLE, session_id=session_id, seq=seq, aux=choice.index)
+    return encode(MsgType.STYLE, session_id=session_id, seq=seq, aux=STYLE_VECTORS,
+                  arrays=[np.asarray(choice.vectors, dtype=np.float32)])
+
+
+def check_style_request(message: Message) -> StyleChoice | None:
+    """Check a decoded STYLE: an index (no array), vectors (one finite 2-D float32 array) or none;
+    ProtocolError naming the field. The model's own checks (styles present, index in range,
+    vectors' shape) are the worker's."""
+    ids = {"session_id": message.session_id, "seq": message.seq, "frame_id": message.frame_id}
+    if message.session_id == 0:
+        raise ProtocolError(ErrorCode.BAD_VALUE, "session id 0 is reserved; pick a random nonzero 64-bit id", **ids)
+    wants_array = message.aux == STYLE_VECTORS
+    if len(message.arrays) != (1 if wants_array else 0):
+        raise ProtocolError(ErrorCode.BAD_FRAME_COUNT, f"STYLE with aux {message.aux:#x} carries "
+                            f"{'one vectors array' if wants_array else 'no array'}, got "
+                            f"{len(message.arrays)}", **ids)
+    if message.aux == STYLE_NONE:
+        return None
+    if not wants_array:
+        if message.aux > MAX_STYLE_INDEX:
+            raise ProtocolError(ErrorCode.BAD_VALUE, f"STYLE field aux (style index) = {message.aux}: "
+                                f"allowed 0..{MAX_STYLE_INDEX}, {STYLE_VECTORS:#x} (vectors) or "
+                                f"{STYLE_NONE:#x} (none)", **ids)
+        return StyleChoice(index=int(message.aux))
+    vectors = message.arrays[0]
+    if vectors.dtype != np.float32 or vectors.ndim != 2:
+        raise ProtocolError(ErrorCode.BAD_DTYPE, f"STYLE field vectors must be (label_nc, feat_nc) "
+                            f"float32, got {vectors.shape} {vectors.dtype}", **ids)
+    if not np.isfinite(vectors).all():
+        raise ProtocolError(ErrorCode.BAD_VALUE, "STYLE field vectors holds NaN or infinity", **ids)
+    return StyleChoice(vectors=vectors)
 
 
 def check_render_reply(message: Message, shape: tuple[int, int]) -> np.ndarray | None:

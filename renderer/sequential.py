@@ -25,6 +25,8 @@ import torch.nn.functional as F
 from renderer.engines.torch_engine import TorchEngine
 from renderer.model.generator import Vid2VidGenerator
 from renderer.model.inputs import build_pyramid, instance_edges, one_hot_labels, pooled_label_frame
+from renderer.model.style import features_from_vectors
+from renderer.protocol import StyleChoice
 from renderer.resize import resize_nearest
 from renderer.model.stem import frame_codes
 
@@ -39,7 +41,8 @@ class FrameEngine(Protocol):
     ``label_stacks[s]`` (1, n_frames·(label_nc+1), h_s, w_s) and ``prev_stacks[s]``
     (1, (n_frames−1)·3, h_s, w_s) float32, s = 0 coarsest; ``label_codes`` (1, n_frames, H, W)
     int64 are the finest scale's labels as ``label·2 + edge`` (``stem.frame_codes``), for the
-    exact lookup stem. Returns the composed image of every scale, (1, 3, h_s, w_s) float32 in
+    exact lookup stem; ``features`` (1, feat_nc, H, W) float32 the style features (passed only
+    while a style is set). Returns the composed image of every scale, (1, 3, h_s, w_s) float32 in
     [-1, 1], coarsest first, on the same device.
     """
 
@@ -48,6 +51,7 @@ class FrameEngine(Protocol):
         label_stacks: Sequence[torch.Tensor],
         prev_stacks: Sequence[torch.Tensor],
         label_codes: torch.Tensor | None = None,
+        features: torch.Tensor | None = None,
     ) -> list[torch.Tensor]: ...
 
 
@@ -97,6 +101,43 @@ class SequentialRenderer:
         self.size: tuple[int, int] | None = None
         if size is not None:
             self.size = self._checked_size(size)
+        self.style: torch.Tensor | None = None
+        # The checkpoint's style clusters (renderer.styles.StyleBank), set by load_renderer.
+        self.style_bank = None
+        self.reset()
+
+    def apply_style(self, choice: StyleChoice | None) -> None:
+        """Set the style from a ``StyleChoice`` (an index of ``style_bank``, vectors, or none);
+        ValueError naming what is missing (no styles, no such index). Starts a new sequence."""
+        if choice is None or (choice.index is None and choice.vectors is None):
+            self.set_style(None)
+        elif choice.index is not None:
+            if self.style_bank is None:
+                raise ValueError("this checkpoint has no style clusters: compute them with "
+                                 "`carla-neural styles CKPT --data DIR`, or pass --style-from PHOTO"
+                                 if self.generator.has_styles else
+                                 "this checkpoint has no styles (generator feat_nc is 0); render it "
+                                 "without --style")
+            self.set_style(self.style_bank.vectors(choice.index))
+        else:
+            self.set_style(choice.vectors)
+
+    def set_style(self, vectors: np.ndarray | None) -> None:
+        """Fix the style of the following frames: per-class feature vectors (label_nc, feat_nc)
+        float32 (``renderer.styles``), or None for none; starts a new sequence, so that no frame
+        mixes two styles. The same vectors are used for every frame, so the style cannot drift."""
+        if vectors is None:
+            self.style = None
+        else:
+            if not self.generator.has_styles:
+                raise ValueError("this checkpoint has no styles (generator feat_nc is 0); render it "
+                                 "without --style, or train one with `carla-neural train --feature-channels 3`")
+            expected = (self.config.label_nc, self.config.feat_nc)
+            array = np.asarray(vectors)
+            if array.shape != expected or array.dtype != np.float32 or not np.isfinite(array).all():
+                raise ValueError(f"style vectors must be finite float32 of shape {expected}, got "
+                                 f"{array.shape} {array.dtype}")
+            self.style = torch.from_numpy(array.copy()).to(self.device)
         self.reset()
 
     def _checked_size(self, size: tuple[int, int]) -> tuple[int, int]:
@@ -168,10 +209,12 @@ class SequentialRenderer:
         in [-1, 1]."""
         config = self.config
         self._frames.append(_LabelFrame(label_ids, instance_ids, config))
+        features = None if self.style is None else features_from_vectors(self.style, label_ids)
+        style_args = {} if features is None else {"features": features}
         first = self.frame_index < config.n_frames - 1
         if first and self.start == "single_g":
             one_hot = self._frames[-1].level(0)[:, : config.label_nc]
-            image = self.generator.first_frame(one_hot)
+            image = self.generator.first_frame(one_hot, features)
             images = build_pyramid(image, config.n_scales)[::-1]
         else:
             frames = list(self._frames)
@@ -185,17 +228,18 @@ class SequentialRenderer:
                     torch.cat([frame.level(level) for frame in frames], 1) if needed[scale] else None
                 )
             if first:
-                images = self._blank_start_frame(label_stacks, label_codes)
+                images = self._blank_start_frame(label_stacks, label_codes, features)
             else:
                 prev_stacks = [torch.cat(list(history), 1) for history in self._previous]
-                images = self.engine(label_stacks, prev_stacks, label_codes)
+                images = self.engine(label_stacks, prev_stacks, label_codes, **style_args)
         for history, scale_image in zip(self._previous, images):
             history.append(scale_image)
         self.frame_index += 1
         return images[-1]
 
     def _blank_start_frame(
-        self, label_stacks: list[torch.Tensor | None], label_codes: torch.Tensor
+        self, label_stacks: list[torch.Tensor | None], label_codes: torch.Tensor,
+        features: torch.Tensor | None = None,
     ) -> list[torch.Tensor]:
         config = self.config
         if self.frame_index == 0:
@@ -206,7 +250,7 @@ class SequentialRenderer:
                 # Pad the missing older outputs with the oldest one we have.
                 padded = [history[0]] * (config.n_frames - 1 - len(history)) + list(history)
                 prev_stacks.append(torch.cat(padded, 1))
-        outputs = self.generator(label_stacks, prev_stacks, label_codes=label_codes)
+        outputs = self.generator(label_stacks, prev_stacks, label_codes=label_codes, features=features)
         return [output.image for output in outputs]
 
 

@@ -34,7 +34,7 @@ import zmq
 
 from renderer import protocol
 from renderer.cpus import available_cpus, can_pin, format_cpus, parse_cpus, pin_process, set_torch_threads
-from renderer.protocol import ErrorCode, Flag, Limits, MsgType, ProtocolError
+from renderer.protocol import ErrorCode, Flag, Limits, MsgType, ProtocolError, StyleChoice
 from renderer.sizes import WxH
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,8 @@ class SessionRenderer(Protocol):
     def step(self, label_ids: np.ndarray, instance_ids: np.ndarray | None = None) -> np.ndarray: ...
 
     def reset(self) -> None: ...
+
+    def apply_style(self, choice: StyleChoice | None) -> None: ...
 
 
 RendererFactory = Callable[[], SessionRenderer]
@@ -123,6 +125,7 @@ class _Job:
     flags: int = 0
     label_ids: np.ndarray | None = None
     instance_ids: np.ndarray | None = None
+    style: StyleChoice | None = None  # "style" jobs
 
 
 class Worker:
@@ -261,7 +264,8 @@ class Worker:
                 self._jobs.put(_Job("drop", identity, message.session_id))
             self._send(identity, protocol.encode(MsgType.ACK, session_id=message.session_id, seq=message.seq))
             return
-        starts_sequence = message.msg_type == MsgType.RESET or bool(message.flags & Flag.RESET)
+        style = self._checked_style(message, ids) if message.msg_type == MsgType.STYLE else None
+        starts_sequence = message.msg_type in (MsgType.RESET, MsgType.STYLE) or bool(message.flags & Flag.RESET)
         label_ids = instance_ids = None
         if message.msg_type == MsgType.RENDER:
             label_ids, instance_ids = protocol.check_render_request(message)
@@ -281,11 +285,33 @@ class Worker:
         if self._outstanding >= self.config.max_queue:
             raise ProtocolError(ErrorCode.BUSY, f"worker queue is full ({self._outstanding} requests, max "
                                 f"{self.config.max_queue}); retry later", **ids)
-        kind = "reset" if message.msg_type == MsgType.RESET else "render"
+        kind = {MsgType.RESET: "reset", MsgType.STYLE: "style"}.get(message.msg_type, "render")
         session.pending += 1
         self._outstanding += 1
         self._jobs.put(_Job(kind, identity, message.session_id, message.seq, message.frame_id,
-                            message.flags, label_ids, instance_ids))
+                            message.flags, label_ids, instance_ids, style))
+
+    def _checked_style(self, message: protocol.Message, ids: dict[str, int]) -> StyleChoice | None:
+        """A STYLE's choice, checked against the model (styles present, index, vectors' shape)."""
+        choice = protocol.check_style_request(message)
+        if choice is None:
+            return None
+        checkpoint = self._facts.get("checkpoint", "this checkpoint")
+        feat_nc = int(self._facts.get("feature_channels", 0))
+        styles = int(self._facts.get("styles", 0))
+        if feat_nc == 0:
+            raise ProtocolError(ErrorCode.BAD_VALUE, f"checkpoint {checkpoint} has no styles (no feature "
+                                "encoder): render without --style, or use a checkpoint trained with "
+                                "`carla-neural train --feature-channels N`", **ids)
+        if choice.index is not None and choice.index >= styles:
+            have = f"styles 0..{styles - 1}" if styles else "no style clusters (run `carla-neural styles CKPT --data DIR`)"
+            raise ProtocolError(ErrorCode.BAD_VALUE, f"STYLE field aux (style index) = {choice.index}: "
+                                f"checkpoint {checkpoint} has {have}", **ids)
+        expected = (self._label_classes, feat_nc)
+        if choice.vectors is not None and choice.vectors.shape != expected:
+            raise ProtocolError(ErrorCode.BAD_SHAPE, f"STYLE field vectors has shape {choice.vectors.shape}; "
+                                f"this model takes (label_nc, feat_nc) = {expected}", **ids)
+        return choice
 
     def _open_session(self, session_id: int, identity: bytes, now: float, ids: dict[str, int]) -> _Session:
         if len(self._sessions) >= self.config.max_sessions:
@@ -386,7 +412,9 @@ class Worker:
                 state = states[job.session_id] = self._factory()
             elif job.kind == "reset" or job.flags & Flag.RESET:
                 state.reset()
-            if job.kind == "reset":
+            if job.kind == "style":
+                state.apply_style(job.style)  # also starts a new sequence
+            if job.kind in ("reset", "style"):
                 return protocol.encode(MsgType.ACK, session_id=job.session_id, seq=job.seq)
             started = time.perf_counter()
             rgb = state.step(job.label_ids, job.instance_ids)
@@ -422,8 +450,10 @@ def model_renderer_factory(checkpoint: str, engine: str, device: str,
         if spare:
             return spare.pop()
         # Sessions share the weights and the engine; only the temporal state is per session.
-        return SequentialRenderer(first.generator, first.device, working_size, engine=first.engine,
-                                  start=first.start)
+        state = SequentialRenderer(first.generator, first.device, working_size, engine=first.engine,
+                                   start=first.start)
+        state.style_bank = first.style_bank
+        return state
 
     config = first.config
     facts = {
@@ -433,6 +463,9 @@ def model_renderer_factory(checkpoint: str, engine: str, device: str,
         # What a client resends to rebuild a session: the n_frames - 1 previous frames.
         "history_frames": int(config.n_frames) - 1,
         "working_size": None if working_size is None else list(working_size),
+        # Styles (docs/styles.md): the feature channels the model takes (0: none) and its clusters.
+        "feature_channels": int(config.feat_nc),
+        "styles": 0 if first.style_bank is None else first.style_bank.k,
     }
     return factory, facts
 

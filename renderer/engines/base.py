@@ -133,10 +133,12 @@ class Engine:
         label_stacks: Sequence[Tensor],
         prev_stacks: Sequence[Tensor],
         label_codes: Tensor | None = None,
+        features: Tensor | None = None,
     ) -> list[Tensor]:
-        """Run the stems in PyTorch and return the body's flat inputs."""
+        """Run the stems in PyTorch (with the style ``features`` (1, feat_nc, H, W) added, when
+        given) and return the body's flat inputs."""
         with torch.inference_mode():
-            stems = self.generator.stems(label_stacks, label_codes)
+            stems = self.generator.stems(label_stacks, label_codes, features)
             masks = self.generator.masks(label_stacks, label_codes)
         return self.body.flatten(stems, masks, prev_stacks)
 
@@ -145,8 +147,9 @@ class Engine:
         label_stacks: Sequence[Tensor],
         prev_stacks: Sequence[Tensor],
         label_codes: Tensor | None = None,
+        features: Tensor | None = None,
     ) -> list[Tensor]:
-        flat = self.body_inputs(label_stacks, prev_stacks, label_codes)
+        flat = self.body_inputs(label_stacks, prev_stacks, label_codes, features)
         shapes = tuple(tuple(tensor.shape) for tensor in flat)
         if shapes != self._built_for:
             started = time.perf_counter()

@@ -159,6 +159,22 @@ class _CompositeBase(nn.Module):
             outputs = [conv(padded) for conv in convs]
         return outputs[0], (outputs[1] if self.use_fg else None)
 
+    def styled_stems(
+        self, seg_stem: Tensor, fg_stem: Tensor | None, features: Tensor | None
+    ) -> tuple[Tensor, Tensor | None]:
+        """The label stems plus the style features' part (``renderer.model.style.StyleStem``);
+        ``features`` (B, feat_nc, h, w) at this scale's resolution, or None: the stems unchanged."""
+        if features is None:
+            return seg_stem, fg_stem
+        style_stem = getattr(self, "style_stem", None)
+        if style_stem is None:
+            raise ValueError("this generator takes no style features (generator feat_nc is 0)")
+        extra = style_stem(features)
+        if fg_stem is None:
+            return seg_stem + extra, None
+        seg_extra, fg_extra = extra.split([seg_stem.shape[1], fg_stem.shape[1]], dim=1)
+        return seg_stem + seg_extra, fg_stem + fg_extra
+
     def needs_label_stack(self, level: int, have_codes: bool) -> bool:
         """Whether ``label_stems`` at pyramid ``level`` needs the stacked one-hot input."""
         exact_lookup = level == 0 or self.config.label_pyramid == "nearest"
@@ -239,6 +255,7 @@ class _CompositeBase(nn.Module):
         use_raw_only: bool = False,
         label_codes: Tensor | None = None,
         level: int = 0,
+        features: Tensor | None = None,
     ) -> ScaleOutput:
         """One frame at this scale.
 
@@ -247,9 +264,10 @@ class _CompositeBase(nn.Module):
         (the image encoder is skipped and the hallucinated image returned); ``mask`` (B, 1, h, w) the fg mask of the
         current frame (needed with a fg branch); ``coarse`` the next coarser scale's output
         (needed at finer scales); ``use_raw_only`` skips the warp (first frame of a blank start);
-        ``label_codes`` and ``level`` see ``label_stems``.
+        ``label_codes`` and ``level`` see ``label_stems``; ``features`` (B, feat_nc, h, w) the
+        pooled style features at this scale's resolution (models with ``feat_nc`` > 0).
         """
-        seg_stem, fg_stem = self.label_stems(label_stack, label_codes, level)
+        seg_stem, fg_stem = self.styled_stems(*self.label_stems(label_stack, label_codes, level), features)
         return self.forward_from_stems(seg_stem, fg_stem, prev_stack, mask, coarse, use_raw_only)
 
 

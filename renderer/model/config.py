@@ -85,6 +85,12 @@ class GeneratorConfig:
     # "nearest" keeps it exactly one-hot, so every scale's label stem is an exact table lookup.
     full_res_kernel: Annotated[int, Strict(), Field(ge=1, le=15)] = 7
     label_pyramid: LabelPyramid = "avg"
+    # Multimodal styles (pix2pixHD §3.4, vid2vid §3): ``feat_nc`` instance-pooled feature channels
+    # from a feature encoder trained with the generator, fed to every scale (and the single-image
+    # generator) beside the labels; ``feat_ngf`` the encoder's width. 0 (the default, and every
+    # NVIDIA model): no encoder and no feature input, the state dict exactly as before.
+    feat_nc: Annotated[int, Strict(), Field(ge=0, le=16)] = 0
+    feat_ngf: Annotated[int, Strict(), Field(ge=1, le=64)] = 16
 
     @property
     def label_channels(self) -> int:
@@ -138,6 +144,13 @@ class GeneratorConfig:
             self.fg_labels,
             f"label ids in [0, {self.label_nc})",
         )
+        if self.feat_nc and self.single_g is not None:
+            _check(
+                self.single_g.kind == "global",
+                "feat_nc",
+                self.feat_nc,
+                "0 with a 'local' single-image generator (styles need single_g.kind 'global' or none)",
+            )
         if self.single_g is not None:
             self.single_g.validate()
             _check(

@@ -21,6 +21,7 @@ from renderer.model.config import GeneratorConfig, preset
 from renderer.model.inputs import build_pyramid, nearest_pyramid
 from renderer.model.norm import NormMode, set_norm_mode
 from renderer.model.pix2pixhd import build_single_generator
+from renderer.model.style import FeatureEncoder, StyleStem, feature_level
 from renderer.model.warp import WarpMode
 
 
@@ -41,6 +42,16 @@ class Vid2VidGenerator(nn.Module):
         self.single_g = (
             build_single_generator(config.single_g) if config.single_g is not None else None
         )
+        if config.feat_nc:
+            # Only models with styles have these (keys encoder.*, scales.{s}.style_stem.*,
+            # style_single.*): every other checkpoint's state dict is exactly as before.
+            self.encoder = FeatureEncoder(config.feat_nc, config.feat_ngf)
+            for scale in self.scales:
+                widths = sum(conv.out_channels for conv in scale._stem_convs())
+                scale.style_stem = StyleStem(config.feat_nc, widths, scale.model_down_seg[1].kernel_size[0])
+            if self.single_g is not None:
+                single_stem = self.single_g.model[1]
+                self.style_single = StyleStem(config.feat_nc, single_stem.out_channels, single_stem.kernel_size[0])
 
     def set_norm_mode(self, mode: NormMode) -> Vid2VidGenerator:
         """"frame" (inference: each frame's own statistics) or "batch" (training BatchNorm)."""
@@ -78,14 +89,22 @@ class Vid2VidGenerator(nn.Module):
         return masks
 
     def stems(
-        self, label_stacks: Sequence[Tensor | None], label_codes: Tensor | None = None
+        self,
+        label_stacks: Sequence[Tensor | None],
+        label_codes: Tensor | None = None,
+        features: Tensor | None = None,
     ) -> list[tuple[Tensor, Tensor | None]]:
         """Every scale's label stems (see ``CompositeGenerator.label_stems``); ``label_codes``
-        (B, n_frames, H, W) int64 are the full-resolution frames (``stem.frame_codes``)."""
+        (B, n_frames, H, W) int64 are the full-resolution frames (``stem.frame_codes``);
+        ``features`` (B, feat_nc, H, W) float the current frame's full-resolution style features
+        (models with ``feat_nc`` > 0; None: no style input)."""
         self._check_count(label_stacks, label_stacks)
         last = self.config.n_scales - 1
         return [
-            scale.label_stems(stack, label_codes, last - index)
+            scale.styled_stems(
+                *scale.label_stems(stack, label_codes, last - index),
+                None if features is None else feature_level(features, last - index),
+            )
             for index, (scale, stack) in enumerate(zip(self.scales, label_stacks))
         ]
 
@@ -127,6 +146,7 @@ class Vid2VidGenerator(nn.Module):
         prev_stacks: Sequence[Tensor] | None,
         use_raw_only: bool = False,
         label_codes: Tensor | None = None,
+        features: Tensor | None = None,
     ) -> list[ScaleOutput]:
         """One frame through all scales, coarse to fine.
 
@@ -136,12 +156,12 @@ class Vid2VidGenerator(nn.Module):
         generator: the image encoder is skipped and each scale returns its hallucinated image).
         ``label_codes`` (B, n_frames, H, W) int64, optional: the full-resolution frames as
         ``label·2 + edge``, for the exact lookup stems; with them the finest stack may be None
-        (see ``needs_label_stacks``). Returns one ScaleOutput per scale, coarsest first; the
-        last is the frame.
+        (see ``needs_label_stacks``). ``features`` see ``stems``. Returns one ScaleOutput per
+        scale, coarsest first; the last is the frame.
         """
         self._check_count(label_stacks, label_stacks if prev_stacks is None else prev_stacks)
         return self.forward_from_stems(
-            self.stems(label_stacks, label_codes),
+            self.stems(label_stacks, label_codes, features),
             self.masks(label_stacks, label_codes),
             prev_stacks,
             use_raw_only,
@@ -155,11 +175,23 @@ class Vid2VidGenerator(nn.Module):
                 f"{len(first)} and {len(second)}"
             )
 
-    def first_frame(self, one_hot: Tensor) -> Tensor:
-        """Single-image generator: (B, label_nc, H, W) one-hot -> (B, 3, H, W) in [-1, 1]."""
+    def first_frame(self, one_hot: Tensor, features: Tensor | None = None) -> Tensor:
+        """Single-image generator: (B, label_nc, H, W) one-hot [+ (B, feat_nc, H, W) style
+        features] -> (B, 3, H, W) in [-1, 1]."""
         if self.single_g is None:
             raise ValueError("this generator has no single-image generator for first frames")
-        return self.single_g(one_hot)
+        if features is None:
+            return self.single_g(one_hot)
+        if not self.config.feat_nc:
+            raise ValueError("this generator takes no style features (generator feat_nc is 0)")
+        layers = self.single_g.model  # a GlobalGenerator: the config allows styles with no other
+        stem_out = layers[1](layers[0](one_hot)) + self.style_single(features)
+        return layers[2:](stem_out)
+
+    @property
+    def has_styles(self) -> bool:
+        """Whether this generator has a feature encoder and takes style features."""
+        return bool(self.config.feat_nc)
 
 
 def build_generator(
