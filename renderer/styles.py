@@ -268,3 +268,50 @@ def style_from_photo(
 def describe(bank: StyleBank | None) -> dict[str, Any]:
     """Facts for a PONG or a log line: the number of styles (0 without a bank)."""
     return {"styles": 0 if bank is None else bank.k}
+
+
+def dataset_frames(
+    sequences: Iterable[Any], load_width: int | None, multiple: int, max_frames: int = 240
+) -> Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(label_ids, rgb, instance_ids) of up to ``max_frames`` frames spread evenly over the
+    sequences (``renderer.training.datasets.Sequence``), resized to ``load_width`` (None: as
+    stored) and cropped to multiples of ``multiple``: the scale the encoder trained at."""
+    from renderer.training.datasets import load_frame, resize_frame
+
+    sequences = list(sequences)
+    total = sum(len(seq) for seq in sequences)
+    if total == 0:
+        raise ValueError("no frames to compute styles from")
+    stride = max(1, -(-total // max_frames))
+    for seq in sequences:
+        for index in range(0, len(seq), stride):
+            label_ids, rgb, instance_ids = load_frame(seq, index)
+            height, width = label_ids.shape
+            if load_width is not None and load_width != width:
+                label_ids, rgb, instance_ids = resize_frame(
+                    label_ids, rgb, instance_ids, load_width, max(1, round(height * load_width / width)))
+            height, width = label_ids.shape
+            crop = (slice(0, max(multiple, height // multiple * multiple)),
+                    slice(0, max(multiple, width // multiple * multiple)))
+            yield label_ids[crop], np.ascontiguousarray(rgb[crop]), instance_ids[crop]
+
+
+def compute_styles(
+    generator: Vid2VidGenerator, sequences: Iterable[Any], k: int, load_width: int | None = None,
+    max_frames: int = 240, seed: int = 0,
+) -> StyleBank:
+    """Encode training frames, pool per instance and cluster per class (see the module doc)."""
+    if not generator.has_styles:
+        raise ValueError("this generator has no feature encoder (feat_nc 0): train it with "
+                         "--feature-channels N first")
+    was_training = generator.training
+    generator.eval()
+    try:
+        frames = dataset_frames(sequences, load_width, generator.encoder.size_multiple, max_frames)
+        labels, features, luma = collect_regions(generator, frames)
+    finally:
+        generator.train(was_training)
+    bank = cluster_styles(labels, features, luma, generator.config.label_nc, k, seed=seed)
+    log.info("styles: %d clusters per class from %d regions of %d classes", k, len(labels),
+             int((bank.counts > 0).sum()))
+    return bank

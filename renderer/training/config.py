@@ -39,6 +39,10 @@ class TrainConfig:
     temporal: bool = True  # False: the frame-by-frame (pix2pixHD-style) baseline
     init_from: str | None = None  # our checkpoint folder or an NVIDIA checkpoint folder (fine-tuning)
     real_first_frames: int = 2
+    # Styles (docs/styles.md): a feature encoder of this many channels trains with the generator
+    # (0: none); at the end its per-class clusters (style_clusters per class) join the checkpoint.
+    feature_channels: int = 0
+    style_clusters: int = 8
 
     # Curriculum
     # Temporal model only: for the first `frame_steps` clips its generator trains frame by frame
@@ -96,6 +100,9 @@ class TrainConfig:
         need(0 < self.confidence_threshold <= 1, "confidence_threshold", "in (0, 1]")
         need(self.num_workers >= 0, "num_workers", ">= 0")
         need(self.real_first_frames in (1, 2), "real_first_frames", "1 or 2")
+        need(isinstance(self.feature_channels, int) and 0 <= self.feature_channels <= 16, "feature_channels",
+             "0 (no styles) .. 16")
+        need(isinstance(self.style_clusters, int) and 1 <= self.style_clusters <= 64, "style_clusters", "1..64")
         need(self.clip_length >= self.real_first_frames + 1 or not self.temporal, "clip_length",
              f">= real_first_frames + 1 ({self.real_first_frames + 1}) for temporal training")
         need(self.clip_length >= 1, "clip_length", ">= 1")

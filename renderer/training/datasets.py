@@ -302,7 +302,7 @@ class ClipDataset(Dataset):
         x0 = rng.randint(0, out_w - crop_w)
         y0 = rng.randint(0, out_h - crop_h)
 
-        labels, edges, rgbs, flows, has_flow = [], [], [], [], []
+        labels, edges, rgbs, flows, has_flow, instances = [], [], [], [], [], []
         for k, (frame_index, (label_ids, rgb, instance_ids)) in enumerate(zip(indices, frames)):
             flow_px, valid = self._flow(seq, frame_index, k)
             window = (slice(y0, y0 + crop_h), slice(x0, x0 + crop_w))
@@ -314,6 +314,7 @@ class ClipDataset(Dataset):
                 flow_px[..., 0] *= -1.0
             labels.append(np.ascontiguousarray(label_ids))
             edges.append(instance_edges(instance_ids).astype(np.float32))
+            instances.append(np.ascontiguousarray(instance_ids))
             rgbs.append(np.ascontiguousarray(rgb))
             flows.append(np.ascontiguousarray(flow_px))
             has_flow.append(valid)
@@ -325,6 +326,8 @@ class ClipDataset(Dataset):
             "rgb": rgb_t,
             "flow": torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2).contiguous(),
             "has_flow": torch.tensor(has_flow),
+            # (T, H, W) int64: what a style encoder's features are averaged over (docs/styles.md)
+            "instance_ids": torch.from_numpy(np.stack(instances).astype(np.int64)),
         }
 
     def _flow(self, seq: Sequence, frame_index: int, clip_pos: int) -> tuple[np.ndarray, bool]:

@@ -32,6 +32,7 @@ from renderer.checkpoint import (
 from renderer.model.config import GeneratorConfig, preset
 from renderer.model.generator import Vid2VidGenerator, build_generator
 from renderer.model.inputs import build_pyramid, one_hot_labels
+from renderer.model.style import StyleStem, feature_level, pool_by_instance
 
 log = logging.getLogger(__name__)
 
@@ -72,14 +73,20 @@ class TrainableGenerator(nn.Module):
 
     @classmethod
     def build(cls, model: str = "lite", temporal: bool = True, init_from: str | None = None,
-              seed: int | None = None) -> "TrainableGenerator":
-        """From a preset / config.json, optionally initialised from our or NVIDIA's checkpoint folder."""
+              seed: int | None = None, feature_channels: int = 0) -> "TrainableGenerator":
+        """From a preset / config.json, optionally initialised from our or NVIDIA's checkpoint
+        folder; ``feature_channels`` > 0 adds a style encoder (docs/styles.md)."""
         if init_from is None:
-            return cls(build_generator(resolve_model_config(model, temporal), seed=seed), temporal)
+            config = resolve_model_config(model, temporal)
+            if feature_channels:
+                config = config.replace(feat_nc=feature_channels)
+            return cls(build_generator(config, seed=seed), temporal)
         folder = Path(init_from)
         net = load_checkpoint(folder) if is_our_checkpoint(folder) else load_nvidia_checkpoint(folder)
         if not temporal and net.single_g is not None:
             net = _without_single(net)
+        if feature_channels and net.config.feat_nc != feature_channels:
+            net = _with_styles(net, feature_channels, seed)
         log.info("fine-tuning from %s", folder)
         return cls(net.train(), temporal)
 
@@ -118,35 +125,50 @@ class TrainableGenerator(nn.Module):
         return torch.cat([one_hot, edges.to(one_hot.dtype)], 1) if self.config.use_instance else one_hot
 
     # ---------------------------------------------------------------- forward
+    def style_features(self, real: Tensor, instance_ids: Tensor) -> Tensor | None:
+        """The generator's style input for one frame: the feature encoder on the real frame
+        (B, 3, H, W) in [-1, 1], averaged over each instance of (B, H, W) instance ids ->
+        (B, feat_nc, H, W); None for a model without styles."""
+        if not self.net.has_styles:
+            return None
+        return pool_by_instance(self.net.encoder(real), instance_ids)
+
     def forward(self, labels: Tensor, prev: Tensor | list[Tensor] | None,
-                active_scales: int | None = None, frame_by_frame: bool = False) -> GeneratorOutput:
+                active_scales: int | None = None, frame_by_frame: bool = False,
+                style: tuple[Tensor, Tensor] | None = None) -> GeneratorOutput:
         """labels (B, n_frames*C, H, W) stacked oldest first (or (B, C, H, W) when prev is None);
         prev: per active scale (coarsest first) the stacked previous outputs of that scale, as
         NVIDIA's code and the renderer keep them, or one finest-scale tensor to pyramid.
         `frame_by_frame` (prev None): the composite generator with its temporal path off, even on a
-        temporal model (the baseline's forward)."""
+        temporal model (the baseline's forward). `style` (real (B, 3, H, W), instance ids
+        (B, H, W)): the current real frame whose pooled encoder features (`style_features`) the
+        generator takes, models with styles only (encoded here, inside the one forward, so that
+        DistributedDataParallel sees the encoder's gradients too)."""
         active = self.num_scales if active_scales is None else active_scales
+        features = None if style is None else self.style_features(*style)
         channels = self.label_channels
         if prev is None:
             current = labels[:, -channels:]
             if self.temporal and not frame_by_frame:
-                image = self.net.first_frame(current[:, :self.config.label_nc])
+                image = self.net.first_frame(current[:, :self.config.label_nc], features)
                 return GeneratorOutput(image, None, None, None, build_pyramid(image, active)[::-1])
             stack = current.repeat(1, self.n_frames, 1, 1)
             zeros = stack.new_zeros(stack.shape[0], self.config.prev_output_nc, *stack.shape[2:])
-            outs = self._scales(stack, build_pyramid(zeros, active)[::-1], active, use_raw_only=True)
+            outs = self._scales(stack, build_pyramid(zeros, active)[::-1], active, use_raw_only=True,
+                                features=features)
             return GeneratorOutput(outs[-1].raw, None, None, None, [o.raw for o in outs])
         if not self.temporal:
             raise ValueError("the frame-by-frame baseline takes no previous frames")
         prev_stacks = build_pyramid(prev, active)[::-1] if isinstance(prev, Tensor) else list(prev)
         if len(prev_stacks) != active:
             raise ValueError(f"expected previous outputs for {active} scales, got {len(prev_stacks)}")
-        outs = self._scales(labels, prev_stacks, active, use_raw_only=False)
+        outs = self._scales(labels, prev_stacks, active, use_raw_only=False, features=features)
         out = outs[-1]
         return GeneratorOutput(out.image, out.raw, out.flow, out.weight, [o.image for o in outs])
 
-    def _scales(self, labels: Tensor, prev_stacks: list[Tensor], active: int, use_raw_only: bool):
-        """The coarsest `active` scales; labels at the finest active scale's resolution."""
+    def _scales(self, labels: Tensor, prev_stacks: list[Tensor], active: int, use_raw_only: bool,
+                features: Tensor | None = None):
+        """The coarsest `active` scales; labels (and features) at the finest active scale's resolution."""
         from renderer.model.composite import fg_mask
 
         # Built the way inference builds it (average pool for NVIDIA's models, nearest for lite).
@@ -155,7 +177,9 @@ class TrainableGenerator(nn.Module):
         outputs = []
         for scale in range(active):
             mask = fg_mask(label_pyramid[scale], self.config) if self.config.use_fg else None
-            coarse = self.net.scales[scale](label_pyramid[scale], prev_stacks[scale], mask, coarse, use_raw_only)
+            scale_features = None if features is None else feature_level(features, active - 1 - scale)
+            coarse = self.net.scales[scale](label_pyramid[scale], prev_stacks[scale], mask, coarse, use_raw_only,
+                                            features=scale_features)
             outputs.append(coarse)
         return outputs
 
@@ -191,6 +215,21 @@ def _without_single(net: Vid2VidGenerator) -> Vid2VidGenerator:
     state = {k: v for k, v in net.state_dict().items() if not k.startswith("single_g.")}
     stripped.load_state_dict(state)
     return stripped
+
+
+def _with_styles(net: Vid2VidGenerator, feature_channels: int, seed: int | None) -> Vid2VidGenerator:
+    """``net`` with a style encoder added: its weights kept, the new style stems zero (so the
+    model starts out rendering exactly as ``net`` did) and the encoder freshly initialised."""
+    styled = build_generator(net.config.replace(feat_nc=feature_channels), seed=seed)
+    missing, unexpected = styled.load_state_dict(net.state_dict(), strict=False)
+    new_keys = ("encoder.", "style_single.") + tuple(f"scales.{s}.style_stem." for s in range(len(net.scales)))
+    if unexpected or any(not key.startswith(new_keys) for key in missing):
+        raise ValueError(f"cannot add styles to this generator: unexpected {unexpected}, missing {missing}")
+    with torch.no_grad():
+        for module in styled.modules():
+            if isinstance(module, StyleStem):
+                module.conv.weight.zero_()
+    return styled.train(net.training)
 
 
 def load_trainable(folder: str | Path, device: str | torch.device = "cpu") -> TrainableGenerator:

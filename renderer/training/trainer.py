@@ -178,7 +178,9 @@ class Trainer:
             flow_cache=FlowCache(cache_dir, config.dis_preset), seed=config.seed,
             items_per_epoch=None)
 
-        self.generator = TrainableGenerator.build(config.model, temporal=config.temporal, init_from=config.init_from)
+        self.generator = TrainableGenerator.build(config.model, temporal=config.temporal, init_from=config.init_from,
+                                                  feature_channels=config.feature_channels)
+        self.sequences = sequences
         self.generator.to(self.device)
         multiple = self.generator.size_multiple
         if config.crop_width % multiple or config.crop_height % multiple:
@@ -267,10 +269,12 @@ class Trainer:
         edges = batch["edges"].to(self.device)  # (B, T, 1, H, W)
         rgb = batch["rgb"].to(self.device)
         flow = batch["flow"].to(self.device)
+        instance_ids = batch["instance_ids"].to(self.device)  # (B, T, H, W)
         bsz, length, height, width = label_ids.shape
         if factor > 1:
             size = (height // factor, width // factor)
             label_ids = label_ids[:, :, ::factor, ::factor][:, :, :size[0], :size[1]]
+            instance_ids = instance_ids[:, :, ::factor, ::factor][:, :, :size[0], :size[1]]
             if self.generator.config.label_pyramid == "nearest":
                 # The renderer subsamples edges with the labels for such models; train on the same.
                 edges = edges[:, :, :, ::factor, ::factor][..., :size[0], :size[1]]
@@ -280,7 +284,14 @@ class Trainer:
             flow = (F.avg_pool2d(flow.flatten(0, 1), factor) / factor).view(bsz, length, 2, *size)
         labels = self.generator.encode_labels(label_ids.flatten(0, 1), edges.flatten(0, 1))
         labels = labels.view(bsz, length, *labels.shape[1:])
-        return {"labels": labels, "rgb": rgb, "flow": flow, "has_flow": batch["has_flow"].to(self.device)}
+        return {"labels": labels, "rgb": rgb, "flow": flow, "has_flow": batch["has_flow"].to(self.device),
+                "instance_ids": instance_ids}
+
+    def _style(self, clip: dict[str, torch.Tensor], t: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Frame t's style source (real frame, instance ids) for a model with styles, else None."""
+        if not self.generator.net.has_styles:
+            return None
+        return clip["rgb"][:, t], clip["instance_ids"][:, t]
 
     # ------------------------------------------------------------------ losses
     def _autocast(self) -> contextlib.AbstractContextManager:
@@ -379,10 +390,11 @@ class Trainer:
         # The single-image generator on the clip's first frame; in the frame phase, the composite
         # generator (temporal path off) on every frame.
         if self.config.temporal:
-            record(self._single_frame_step(labels[:, 0], rgb[:, 0], stage))
+            record(self._single_frame_step(labels[:, 0], rgb[:, 0], stage, style=self._style(clip, 0)))
         if frame_phase:
             for t in range(length):
-                record(self._single_frame_step(labels[:, t], rgb[:, t], stage, frame_by_frame=True))
+                record(self._single_frame_step(labels[:, t], rgb[:, t], stage, frame_by_frame=True,
+                                               style=self._style(clip, t)))
 
         if not frame_phase and length > self.config.real_first_frames:
             n_prev = self.generator.n_frames - 1
@@ -401,7 +413,8 @@ class Trainer:
 
                 self.opt_g.zero_grad(set_to_none=True)
                 with self._autocast():
-                    out: GeneratorOutput = self.g_ddp(torch.cat(window, 1), prev, active)
+                    out: GeneratorOutput = self.g_ddp(torch.cat(window, 1), prev, active,
+                                                      style=self._style(clip, t))
                     fake = out.image
                     terms: dict[str, torch.Tensor] = {}
                     terms["G_GAN"], terms["G_FM"] = self._image_gan_terms(labels[:, t], real_t, fake)
@@ -498,14 +511,15 @@ class Trainer:
         return loss.item()
 
     def _single_frame_step(self, labels_t: torch.Tensor, real: torch.Tensor, stage: SpatialStage,
-                           frame_by_frame: bool = False) -> dict[str, float]:
+                           frame_by_frame: bool = False,
+                           style: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, float]:
         """pix2pixHD-style step on one frame: the single-image generator (a temporal model's first
         frames), or with `frame_by_frame` the composite generator with its temporal path off."""
         if not frame_by_frame and not self.generator.has_single:
             return {}
         self.opt_g.zero_grad(set_to_none=True)
         with self._autocast():
-            fake = self.g_ddp(labels_t, None, stage.active_scales, frame_by_frame).image
+            fake = self.g_ddp(labels_t, None, stage.active_scales, frame_by_frame, style=style).image
             gan, fm = self._image_gan_terms(labels_t, real, fake)
             terms = {"G_GAN": gan, "G_FM": fm}
             if self.vgg is not None:
@@ -563,7 +577,9 @@ class Trainer:
         if self.dist.is_main:
             elapsed = time.monotonic() - started
             log.info("trained to step %d in %.1f s", self.step, elapsed)
-            self.export_generator(self.out_dir / GENERATOR_DIR)
+            folder = self.export_generator(self.out_dir / GENERATOR_DIR)
+            if self.generator.net.has_styles:
+                self.export_styles(folder)
             if self.writer is not None:
                 self.writer.flush()
         return self.history
@@ -673,6 +689,16 @@ class Trainer:
             "trained_steps": self.step, "temporal": self.config.temporal,
             # The working size it was trained at (W, H): the renderer's natural default size.
             "size": [self.config.crop_width, self.config.crop_height]})
+
+    def export_styles(self, folder: Path) -> Path:
+        """Cluster the instance-pooled features of the training frames (at the load size the
+        encoder trained at) and store them with the generator in ``folder`` (docs/styles.md)."""
+        from renderer.styles import compute_styles, save_styles
+
+        bank = compute_styles(self.generator.net, self.sequences, self.config.style_clusters,
+                              load_width=self.config.load_width, seed=self.config.seed)
+        names = ",".join(seq.name for seq in self.sequences)
+        return save_styles(folder, bank, source=f"training sequences {names}")
 
     def close(self) -> None:
         """Flush logs and leave the process group."""
