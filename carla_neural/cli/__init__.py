@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train-segmenter": ("carla_neural.cli.train_segmenter", "Train the segmenter for semantic consistency."),
     "evaluate": ("carla_neural.cli.evaluate", "PSNR, FID/KID and warping error on held-out real or built-in data."),
     "pictures": ("carla_neural.cli.pictures", "Strips of rendered frames beside their labels and photos."),
+    "styles": ("carla_neural.cli.styles", "Cluster a style checkpoint's training features into styles."),
 }
 
 

@@ -16,6 +16,7 @@ from carla_neural.cli.options import threads_option
 
 if TYPE_CHECKING:
     from carla_neural.runs import BackendSpec
+    from renderer.protocol import StyleChoice
 
 log = logging.getLogger(__name__)
 
@@ -77,12 +78,13 @@ def cpu_split_option(command: Command) -> Command:
 
 
 def backend_spec(checkpoint: str | None, engine: str | None, device: str, worker_endpoint: str | None,
-                 cpu_split: bool, threads: int | None) -> "BackendSpec":
-    """The BackendSpec of --checkpoint, --engine, --device, --worker, --cpu-split and --threads."""
+                 cpu_split: bool, threads: int | None, style: "StyleChoice | None" = None) -> "BackendSpec":
+    """The BackendSpec of --checkpoint, --engine, --device, --worker, --cpu-split, --threads and
+    the chosen style (carla_neural.cli.style_options)."""
     from carla_neural.runs import BackendSpec
 
     return BackendSpec(checkpoint=checkpoint or "bundled", engine=engine or "torch", device=device,
-                       worker=worker_endpoint or None, cpu_split=cpu_split, threads=threads)
+                       worker=worker_endpoint or None, cpu_split=cpu_split, threads=threads, style=style)
 
 
 @contextlib.contextmanager

@@ -11,6 +11,7 @@ import click
 
 from carla_neural.cli._live import cpu_split_option
 from carla_neural.cli.options import WxH, threads_option
+from carla_neural.cli.style_options import resolve_style, style_options
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +52,12 @@ def _checkpoint_facts(checkpoint: str) -> str:
 @click.option("--device", default="auto", show_default=True, help="Renderer device: auto, cpu, cuda.")
 @click.option("--png/--no-png", default=False, show_default=True,
               help="Also write PNG frames (raw, neural, label ids, instance ids, flow).")
+@style_options
 @cpu_split_option
 @threads_option
 def command(frame_count: int, size: tuple[int, int], checkpoint: str, headless: bool, out_dir: Path, seed: int,
-            engine: str, device: str, png: bool, cpu_split: bool, threads: int | None) -> None:
+            engine: str, device: str, png: bool, style_index: int | None, style_photo: Path | None,
+            style_labels: Path | None, cpu_split: bool, threads: int | None) -> None:
     """Built-in world -> render worker -> display and recorder, every frame rendered (lock-step).
 
     Needs no CARLA server: the built-in world drives a car through procedural streets and emits
@@ -71,20 +74,21 @@ def command(frame_count: int, size: tuple[int, int], checkpoint: str, headless: 
 
     width, height = size
     checkpoint_path = _checkpoint_facts(checkpoint)
+    style = resolve_style(checkpoint_path, style_index, style_photo, style_labels)
     out_dir.mkdir(parents=True, exist_ok=True)
     _clear_previous_run(out_dir)
     headless = headless or not has_screen()
     spec = RunSpec(
         command="demo", source=demo_world(width, height, seed, flow=png),
         backend=BackendSpec(checkpoint=checkpoint_path, engine=engine, device=device, cpu_split=cpu_split,
-                            threads=threads, worker_log=out_dir / "worker.log"),
+                            threads=threads, worker_log=out_dir / "worker.log", style=style),
         size=size, mode="lockstep", frames=frame_count,
         display=DisplaySpec(title="carla-neural demo", headless=headless),
         record=RecordSpec(out_dir, png=png),
         # On a screen, play no faster than real time; headless, as fast as it goes.
         max_fps=None if headless else 1.0 / FIXED_DELTA_S,
         run_info={"source": "builtin", "seed": seed, "checkpoint": checkpoint_path, "engine": engine,
-                  "device": device},
+                  "device": device, **({"style": style.label} if style is not None else {})},
     )
     split = plan_split() if cpu_split else None  # the one open_run makes: same CPUs, same answer
     click.echo(f"demo: starting the render worker ({checkpoint}, {engine}, {device}"

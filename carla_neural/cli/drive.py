@@ -24,6 +24,7 @@ from carla_neural.cli._live import (
     user_errors,
 )
 from carla_neural.cli.options import WxH
+from carla_neural.cli.style_options import resolve_style, style_options
 from carla_neural.pipeline import Presented
 
 log = logging.getLogger(__name__)
@@ -109,9 +110,41 @@ class DriveSession:
         post_scripted_keys(self.presses, self.frames)
 
 
+class StyleCycler:
+    """Y cycles the checkpoint's styles: none, style 0, ..., style K-1, none (docs/styles.md).
+    Each change starts a new sequence on the backend; the HUD shows the current one."""
+
+    def __init__(self, backend: Any, checkpoint: str, n_styles: int, start: Any = None) -> None:
+        from renderer.protocol import StyleChoice
+
+        self.backend = backend
+        self.checkpoint = checkpoint
+        self.choices: list[Any] = [None] + [StyleChoice(index=k, name=f"style {k}") for k in range(n_styles)]
+        self.current = start
+        self._warned = False
+
+    @property
+    def label(self) -> str:
+        """The HUD's text: 'none', 'style 2', 'photo NAME'."""
+        return "none" if self.current is None else self.current.label
+
+    def next(self) -> None:
+        """Switch to the next style (a --style-from photo's style leaves the cycle once left)."""
+        if len(self.choices) == 1:
+            if not self._warned:
+                self._warned = True
+                log.warning("checkpoint %s has no style clusters: Y does nothing", self.checkpoint)
+            return
+        index = self.choices.index(self.current) if self.current in self.choices else 0
+        self.current = self.choices[(index + 1) % len(self.choices)]
+        self.backend.set_style(self.current)
+        log.info("style: %s", self.label)
+
+
 @click.command(name="drive")
 @source_options
 @render_options
+@style_options
 @click.option("--scenario", "scenario_ref", default=None,
               help="Set the world up from a scenario (map, weather, traffic, cameras); default: a plain drive.")
 @click.option("--map", "map_name", default=None, help="CARLA map to load (default: keep the loaded one).")
@@ -131,10 +164,12 @@ class DriveSession:
               help="Save the last window contents (all panels and the HUD) as a PNG.")
 def command(world: str, host: str, port: int, timeout_s: float, checkpoint: str | None,
             engine: str | None, device: str, worker_endpoint: str | None, cpu_split: bool, threads: int | None,
+            style_index: int | None, style_photo: Path | None, style_labels: Path | None,
             scenario_ref: str | None, map_name: str | None, size: tuple[int, int] | None, fov: float | None,
             vehicles: int | None, walkers: int | None, autopilot: bool, frames: int | None,
             key_script: str, headless: bool, screenshot: Path | None) -> None:
     """Drive with neural rendering live: raw | labels | neural side by side, HUD, manual_control keys."""
+    from carla_neural.display.keys import Action
     from carla_neural.runs import DisplaySpec, RunSpec, open_run
     from scenarios.runner import check_carla, drive_scenario, source_spec
 
@@ -142,8 +177,10 @@ def command(world: str, host: str, port: int, timeout_s: float, checkpoint: str 
     try:
         scenario = drive_scenario(scenario_ref, map_name=map_name, size=size, fov=fov,
                                   vehicles=vehicles, walkers=walkers, autopilot=autopilot)
-        backend = backend_spec(checkpoint or scenario.rendering.checkpoint, engine or scenario.rendering.engine,
-                               device, worker_endpoint, cpu_split, threads)
+        chosen = checkpoint or scenario.rendering.checkpoint
+        style = resolve_style(chosen, style_index, style_photo, style_labels)
+        backend = backend_spec(chosen, engine or scenario.rendering.engine,
+                               device, worker_endpoint, cpu_split, threads, style=style)
         if world == "carla":
             check_carla(host, port, timeout_s)  # fail fast, before starting the worker
         spec = RunSpec(command="drive", source=source_spec(scenario, world, host, port, timeout_s),
@@ -154,7 +191,9 @@ def command(world: str, host: str, port: int, timeout_s: float, checkpoint: str 
         with terminate_as_interrupt(), open_run(spec) as run:
             source = run.source
             session = DriveSession(source, presses)
-            run.view.hud_extra = session.hud_rows
+            cycler = StyleCycler(run.backend, chosen, _style_count(chosen), style)
+            run.view.hud_extra = lambda: {**session.hud_rows(), "style": cycler.label}
+            run.view.on_action[Action.NEXT_STYLE] = cycler.next
             summary = run.run(on_frame=session.on_frame)
             if screenshot is not None:
                 import pygame
@@ -172,5 +211,13 @@ def command(world: str, host: str, port: int, timeout_s: float, checkpoint: str 
         f"drove {summary['frames']} frames on {run.source_text} with {run.backend_text}: "
         f"{session.distance_m:.1f} m, sim {summary['fps']} fps, "
         f"weather {source.weather or '-'}, camera {mount or '-'}, "
-        f"autopilot {'on' if run.display.keyboard.autopilot else 'off'}"
+        f"autopilot {'on' if run.display.keyboard.autopilot else 'off'}, {cycler.label.replace('none', 'no style')}"
     )
+
+
+def _style_count(checkpoint: str) -> int:
+    """How many styles the checkpoint has (0 without styles or clusters)."""
+    from renderer.styles import checkpoint_styles
+
+    _, bank = checkpoint_styles(checkpoint)
+    return 0 if bank is None else bank.k

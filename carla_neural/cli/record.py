@@ -16,6 +16,7 @@ from carla_neural.cli._live import (
     terminate_as_interrupt,
     user_errors,
 )
+from carla_neural.cli.style_options import resolve_style, style_options
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +33,16 @@ log = logging.getLogger(__name__)
 @click.option("--replay", "replay_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               default=None, help="Re-render an earlier run folder (its label maps; no simulator) instead "
                                  "of simulating; SCENARIO defaults to the one it was recorded from.")
+@click.option("--styles", "style_list", default=None, metavar="K,K,...",
+              help="A style sweep: one run per style, OUT/style_K, all of the same label video (the first "
+                   "is simulated, the others replay its label maps); writes OUT/styles.json. Checkpoints "
+                   "with styles only (docs/styles.md).")
+@style_options
 @source_options
 @render_options
 def command(scenario_ref: str | None, out_dir: Path, frames: int | None, png: bool, overwrite: bool,
-            replay_dir: Path | None, world: str, host: str, port: int, timeout_s: float, checkpoint: str | None,
+            replay_dir: Path | None, style_list: str | None, style_index: int | None, style_photo: Path | None,
+            style_labels: Path | None, world: str, host: str, port: int, timeout_s: float, checkpoint: str | None,
             engine: str | None, device: str, worker_endpoint: str | None, cpu_split: bool,
             threads: int | None) -> None:
     """Run SCENARIO (a YAML file or a built-in name such as urban_day) and record it.
@@ -43,25 +50,72 @@ def command(scenario_ref: str | None, out_dir: Path, frames: int | None, png: bo
     Every frame is rendered, in order (lock-step). Built-in scenarios: urban_day, rain_night,
     highway, dense_traffic. With --replay RUN, the label maps of an earlier run are rendered
     again (e.g. with another --checkpoint), so that `compare` can set the two side by side.
+    With --styles 0,1,2 the same label video is recorded once per style.
     """
-    from carla_neural.runs import open_run
-    from scenarios.runner import check_carla, read_scenario, record_spec, scenario_of_run
+    from scenarios.runner import check_carla, read_scenario, scenario_of_run
 
     if scenario_ref is None and replay_dir is None:
         raise click.UsageError("name a SCENARIO (a YAML file or urban_day, rain_night, highway, "
                                "dense_traffic), or --replay RUN")
     if replay_dir is not None and out_dir.resolve() == replay_dir.resolve():
         raise click.UsageError("--out must differ from --replay: the replayed run is read while recording")
-    if (out_dir / "run.json").exists() and not overwrite:
-        raise click.ClickException(f"{out_dir} already holds a run; choose another --out or pass --overwrite")
+    styles = _parse_styles(style_list)
+    if styles and (style_index is not None or style_photo is not None):
+        raise click.UsageError("give --styles K,K,... or one --style / --style-from, not both")
+    targets = [out_dir / f"style_{k}" for k in styles] if styles else [out_dir]
+    for target in targets:
+        if (target / "run.json").exists() and not overwrite:
+            raise click.ClickException(f"{target} already holds a run; choose another --out or pass --overwrite")
     try:
         scenario = read_scenario(scenario_ref) if scenario_ref else scenario_of_run(replay_dir)
-        backend = backend_spec(checkpoint or scenario.rendering.checkpoint, engine or scenario.rendering.engine,
-                               device, worker_endpoint, cpu_split, threads)
+        chosen = checkpoint or scenario.rendering.checkpoint
+        # Every style is checked against the checkpoint before anything is simulated or written.
+        choices = ([resolve_style(chosen, k, None, None) for k in styles] if styles
+                   else [resolve_style(chosen, style_index, style_photo, style_labels)])
+        backends = [backend_spec(chosen, engine or scenario.rendering.engine, device, worker_endpoint, cpu_split,
+                                 threads, style=choice) for choice in choices]
         if world == "carla" and replay_dir is None:
             check_carla(host, port, timeout_s)  # fail fast, before starting the worker
-        spec = record_spec(scenario, backend, out_dir, world=world, host=host, port=port, timeout_s=timeout_s,
-                           replay_dir=replay_dir, frames=frames, png=png)
+        for index, (backend, target) in enumerate(zip(backends, targets)):
+            # The sweep's later styles replay the first one's label maps: identical label video.
+            source_run = replay_dir if index == 0 else targets[0]
+            _record_one(scenario, backend, target, world, host, port, timeout_s, source_run, frames,
+                        png or (bool(styles) and index == 0))
+    except user_errors() as error:
+        log.debug("record failed", exc_info=True)
+        raise click.ClickException(str(error)) from None
+    if styles:
+        index_path = out_dir / "styles.json"
+        index_path.write_text(json.dumps({
+            "scenario": scenario.name, "checkpoint": chosen, "styles": styles,
+            "runs": [target.name for target in targets], "label_video_from": targets[0].name}, indent=2) + "\n")
+        click.echo(f"style sweep: {len(styles)} runs of {scenario.name} (styles {style_list}) -> "
+                   f"{', '.join(str(t) for t in targets)}; {index_path}; set them side by side with "
+                   f"`carla-neural compare {out_dir}`")
+
+
+def _parse_styles(value: str | None) -> list[int]:
+    """'0,1,2' -> [0, 1, 2]: distinct style indices 0..63; UsageError naming --styles otherwise."""
+    if value is None:
+        return []
+    try:
+        styles = [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise click.UsageError(f"--styles {value!r}: give style indices separated by commas, e.g. 0,1,2") from None
+    if not styles or len(set(styles)) != len(styles) or not all(0 <= k <= 63 for k in styles):
+        raise click.UsageError(f"--styles {value!r}: give distinct style indices 0..63, e.g. 0,1,2")
+    return styles
+
+
+def _record_one(scenario, backend, out_dir: Path, world: str, host: str, port: int, timeout_s: float,
+                replay_dir: Path | None, frames: int | None, png: bool) -> None:
+    """Record one run of ``scenario`` into ``out_dir`` and print its closing line."""
+    from carla_neural.runs import open_run
+    from scenarios.runner import record_spec
+
+    spec = record_spec(scenario, backend, out_dir, world=world, host=host, port=port, timeout_s=timeout_s,
+                       replay_dir=replay_dir, frames=frames, png=png)
+    try:
         with terminate_as_interrupt(), open_run(spec, summary_extra={"scenario": scenario.name}) as run:
             bar = _progress(run.total_frames or 0)
             try:
@@ -71,13 +125,11 @@ def command(scenario_ref: str | None, out_dir: Path, frames: int | None, png: bo
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted; the frames recorded so far are in {out_dir}", err=True)
         sys.exit(130)
-    except user_errors() as error:
-        log.debug("record failed", exc_info=True)
-        raise click.ClickException(str(error)) from None
     summary = run.summary or {}
     files = ", ".join(summary.get("files", []))
+    style = f" in {backend.style.label}" if backend.style is not None else ""
     click.echo(
-        f"recorded {summary['frames']} frames of {scenario.name} ({run.source_text}) "
+        f"recorded {summary['frames']} frames of {scenario.name} ({run.source_text}){style} "
         f"at {summary['pipeline']['fps']} fps to {out_dir}: {files}"
     )
     if summary.get("pipeline", {}).get("unknown_tags_px"):

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from carla_neural.cli.options import WxH, threads_option
+from carla_neural.cli.style_options import resolve_style, style_options
 
 
 @click.command(name="render")
@@ -30,9 +31,11 @@ from carla_neural.cli.options import WxH, threads_option
                    "real maps lack, boundary smoothing, specks) before rendering.")
 @click.option("--transform-config", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Label transform config JSON (default: the calibrated one); implies --adapt-labels.")
+@style_options
 @threads_option
 def command(checkpoint: str, labels_dir: Path, instances_dir: Path | None, single_g: Path | None, out: Path,
             size: tuple[int, int] | None, engine: str, device: str, adapt_labels: bool, transform_config: Path | None,
+            style_index: int | None, style_photo: Path | None, style_labels: Path | None,
             threads: int | None) -> None:
     """Render label PNGs to RGB PNGs with the same names: one per input frame, first ones included."""
     import cv2
@@ -69,8 +72,11 @@ def command(checkpoint: str, labels_dir: Path, instances_dir: Path | None, singl
             label_transform = LabelTransform(load_transform_config(transform_config))
         except TransformConfigError as error:
             raise click.ClickException(str(error)) from None
+    style = resolve_style(checkpoint, style_index, style_photo, style_labels)
     try:
         renderer = load_renderer(checkpoint, engine=engine, device=device, size=working_size, single_g=single_g)
+        if style is not None:
+            renderer.apply_style(style)  # kept for every sequence: reset() starts them in the same style
     except (CheckpointError, ValueError) as error:
         raise click.ClickException(str(error)) from None
     # Every input is read and checked before the first frame is rendered or written.
@@ -108,5 +114,6 @@ def command(checkpoint: str, labels_dir: Path, instances_dir: Path | None, singl
     seconds = time.perf_counter() - started
     width, height = renderer.size or (0, 0)
     adapted = f", label transform {transform_ms / max(written, 1):.2f} ms/frame" if label_transform else ""
+    adapted += f", {style.label}" if style is not None else ""
     click.echo(f"rendered {written} frames in {len(sequences)} sequence(s) at {width}x{height} "
                f"({1000 * seconds / max(written, 1):.0f} ms/frame, engine {engine}{adapted}) -> {out}")

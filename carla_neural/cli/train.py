@@ -29,6 +29,11 @@ from carla_neural.cli.options import WxH, threads_option
 @click.option("--init-from", type=click.Path(exists=True, file_okay=False), default=None,
               help="Fine-tune from one of our checkpoints or an NVIDIA vid2vid checkpoint folder.")
 @click.option("--baseline", is_flag=True, default=None, help="Frame-by-frame baseline: temporal path off.")
+@click.option("--feature-channels", type=click.IntRange(0, 16), default=None,
+              help="Styles (docs/styles.md): train a feature encoder of this many channels (e.g. 3) with the "
+                   "generator; its per-class clusters are stored with the result. Default 0: no styles.")
+@click.option("--style-clusters", type=click.IntRange(1, 64), default=None,
+              help="Styles per class clustered at the end of training (default 8).")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Training clips.")
 @click.option("--size", type=WxH(), default=None, help="Crop WIDTHxHEIGHT (multiple of the generator's size multiple).")
 @click.option("--load-width", type=click.IntRange(min=16), default=None, help="Resize frames to this width first.")
@@ -102,5 +107,7 @@ def command(datasets: tuple[str, ...], out: Path, config_file: Path | None, thre
     trainer.train()
     trainer.close()
     if trainer.dist.is_main:
-        click.echo(f"trained steps {start}..{trainer.step} ({'temporal' if config.temporal else 'frame-by-frame'}) "
-                   f"-> {out / 'generator'} (checkpoints in {out / 'checkpoints'}, logs in {out / 'tensorboard'})")
+        styles = f", {config.style_clusters} styles" if config.feature_channels else ""
+        click.echo(f"trained steps {start}..{trainer.step} ({'temporal' if config.temporal else 'frame-by-frame'}"
+                   f"{styles}) -> {out / 'generator'} (checkpoints in {out / 'checkpoints'}, logs in "
+                   f"{out / 'tensorboard'})")

@@ -42,6 +42,7 @@ class Action(enum.Enum):
     TOGGLE_RAW = "toggle_raw"
     TOGGLE_LABELS = "toggle_labels"
     TOGGLE_NEURAL = "toggle_neural"
+    NEXT_STYLE = "next_style"
 
 
 # Released key -> action (Shift+C is handled apart: previous weather).
@@ -56,6 +57,7 @@ _RELEASE_ACTIONS = {
     pygame.K_1: Action.TOGGLE_RAW,
     pygame.K_2: Action.TOGGLE_LABELS,
     pygame.K_3: Action.TOGGLE_NEURAL,
+    pygame.K_y: Action.NEXT_STYLE,
 }
 
 HELP_LINES = (
@@ -68,6 +70,7 @@ HELP_LINES = (
     ("C / Shift+C", "next / previous weather"),
     ("TAB", "camera position"),
     ("1 / 2 / 3", "raw / labels / neural panel"),
+    ("Y", "next style (checkpoints with styles)"),
     ("F1", "toggle HUD"),
     ("H", "toggle this help"),
     ("Esc", "quit"),

@@ -103,6 +103,8 @@ class LiveView:
     """A Display fed by the pipeline: panels + HUD, keys applied to the source.
 
     hud_extra: more HUD rows (e.g. drive's speed and camera), asked for on every frame.
+    on_action: callers' handlers of actions the view does not apply itself (e.g. drive's
+    NEXT_STYLE), called once per key press.
     """
 
     def __init__(self, display: Display, source: Source,
@@ -111,6 +113,7 @@ class LiveView:
         self.source = source
         self.controls = SourceControls(source, display.keyboard.autopilot)
         self.hud_extra = hud_extra
+        self.on_action: dict[Action, Callable[[], None]] = {}
         self._sim_rate = RateMeter(rate_window)
         self._render_rate = RateMeter(rate_window)
         self._latency_ms: float | None = None
@@ -136,4 +139,7 @@ class LiveView:
         self.display.show({"raw": shown.raw, "labels": shown.labels, "neural": shown.neural}, self.hud(shown))
         state = self.display.poll()
         self.controls.apply(state)
+        for action in state.actions:
+            if action in self.on_action:
+                self.on_action[action]()
         return state
