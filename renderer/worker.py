@@ -453,6 +453,7 @@ def model_renderer_factory(checkpoint: str, engine: str, device: str,
         state = SequentialRenderer(first.generator, first.device, working_size, engine=first.engine,
                                    start=first.start)
         state.style_bank = first.style_bank
+        state.apply_style(None)  # the default style, as the first state has it
         return state
 
     config = first.config

@@ -46,28 +46,71 @@ def _parse_metrics(value: str) -> tuple[str, ...]:
 def command(run: Path, real_dir: Path | None, out_dir: Path | None, metrics: str, fid_stride: int,
             fid_max_frames: int, fid_frames: int | None, max_real: int | None, dis_preset: str, device: str,
             segmenter: str, threads: int | None) -> None:
-    """Compare raw and neural frames of the run folder RUN (from `carla-neural record`)."""
+    """Compare raw and neural frames of the run folder RUN (from `carla-neural record`).
+
+    RUN may be a style sweep (`record --styles`): every style's run is compared, and RUN gets
+    styles_compare.json (per style and per class) and styles.png (the same frames in each style).
+    """
     if "fid" in metrics:  # InceptionV3 is the only torch compare runs
         from renderer.cpus import set_torch_threads
 
         set_torch_threads(threads)
+    from carla_neural.compare import CompareOptions
+    from carla_neural.compare.style_sweep import is_style_sweep
+
+    try:
+        options = CompareOptions(metrics=_parse_metrics(metrics), real_dir=real_dir, max_real=max_real,
+                                 fid_stride=fid_stride, fid_max_frames=fid_max_frames or None, fid_frames=fid_frames,
+                                 dis_preset=dis_preset, device=device, segmenter=segmenter)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from error
+    if is_style_sweep(run):
+        _compare_sweep(run, options, out_dir)
+    else:
+        _compare_one(run, options, out_dir)
+
+
+def _compare_sweep(sweep: Path, options, out_dir: Path | None) -> None:
+    """Compare every style run of a sweep, then write the sweep's figures and picture."""
+    import json
+
+    from carla_neural.compare.style_sweep import sweep_picture, sweep_runs, sweep_summary
+    from carla_neural.pictures import write_png
+
+    try:
+        runs = sweep_runs(sweep)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+    metrics = {style: _compare_one(run, options, None if out_dir is None else out_dir / run.name)
+               for style, run in runs.items()}
+    target = out_dir or sweep
+    target.mkdir(parents=True, exist_ok=True)
+    summary = sweep_summary(metrics)
+    summary_path = target / "styles_compare.json"
+    summary_path.write_text(json.dumps(summary, indent=2) + "\n")
+    picture = write_png(sweep_picture(runs), target / "styles.png")
+    spread = ", ".join(f"{row['name']} {row['max_rgb_distance']:.0f}" for row in
+                       sorted(summary["class_spread"], key=lambda row: -row["max_rgb_distance"])[:4])
+    click.echo(f"compare: style sweep of {len(runs)} runs; largest per-class colour spread (RGB distance) "
+               f"{spread or '-'}; wrote {summary_path}, {picture}")
+
+
+def _compare_one(run: Path, options, out_dir: Path | None) -> dict:
+    """Compare one run folder, write its report and print the closing line; returns its metrics."""
     from tqdm import tqdm
 
-    from carla_neural.compare import CompareOptions, RunFolder, RunFolderError, compare_run, write_report
+    from carla_neural.compare import RunFolder, RunFolderError, compare_run, write_report
     from carla_neural.compare.compute import check_inputs
     from carla_neural.compare.run_folder import count_images
 
     started = time.perf_counter()
     try:
-        options = CompareOptions(metrics=_parse_metrics(metrics), real_dir=real_dir, max_real=max_real,
-                                 fid_stride=fid_stride, fid_max_frames=fid_max_frames or None, fid_frames=fid_frames,
-                                 dis_preset=dis_preset, device=device, segmenter=segmenter)
         run_folder = RunFolder(run)
         check_inputs(run_folder, options)  # before the progress bar, so errors stand alone
         total = len(run_folder)
-        if real_dir is not None:
-            real_count = count_images(real_dir)
-            total += min(real_count, max_real) if max_real else real_count
+        if options.real_dir is not None:
+            real_count = count_images(options.real_dir)
+            total += min(real_count, options.max_real) if options.max_real else real_count
         with tqdm(total=total, unit="frame", desc="frames", dynamic_ncols=True) as progress:
             result = compare_run(run, options, progress)
         paths = write_report(result, run_folder, out_dir or run)
@@ -86,3 +129,4 @@ def command(run: Path, real_dir: Path | None, out_dir: Path | None, metrics: str
         parts.append(f"FID neural-raw {summary['fid']['neural_vs_raw']:.1f}")
     click.echo(f"compare: {', '.join(parts)} in {time.perf_counter() - started:.1f} s; wrote "
                f"{paths.metrics_json}, {paths.report_html}, {len(paths.plots)} plots in {paths.report_html.parent / 'plots'}")
+    return summary

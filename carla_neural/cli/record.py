@@ -35,8 +35,9 @@ log = logging.getLogger(__name__)
                                  "of simulating; SCENARIO defaults to the one it was recorded from.")
 @click.option("--styles", "style_list", default=None, metavar="K,K,...",
               help="A style sweep: one run per style, OUT/style_K, all of the same label video (the first "
-                   "is simulated, the others replay its label maps); writes OUT/styles.json. Checkpoints "
-                   "with styles only (docs/styles.md).")
+                   "is simulated, the others replay its label maps); 'default' adds the run without a "
+                   "style, the reference of `compare OUT`; writes OUT/styles.json. Checkpoints with styles "
+                   "only (docs/styles.md).")
 @style_options
 @source_options
 @render_options
@@ -70,7 +71,7 @@ def command(scenario_ref: str | None, out_dir: Path, frames: int | None, png: bo
         scenario = read_scenario(scenario_ref) if scenario_ref else scenario_of_run(replay_dir)
         chosen = checkpoint or scenario.rendering.checkpoint
         # Every style is checked against the checkpoint before anything is simulated or written.
-        choices = ([resolve_style(chosen, k, None, None) for k in styles] if styles
+        choices = ([resolve_style(chosen, None if k == "default" else k, None, None) for k in styles] if styles
                    else [resolve_style(chosen, style_index, style_photo, style_labels)])
         backends = [backend_spec(chosen, engine or scenario.rendering.engine, device, worker_endpoint, cpu_split,
                                  threads, style=choice) for choice in choices]
@@ -94,16 +95,21 @@ def command(scenario_ref: str | None, out_dir: Path, frames: int | None, png: bo
                    f"`carla-neural compare {out_dir}`")
 
 
-def _parse_styles(value: str | None) -> list[int]:
-    """'0,1,2' -> [0, 1, 2]: distinct style indices 0..63; UsageError naming --styles otherwise."""
+def _parse_styles(value: str | None) -> list[int | str]:
+    """'default,0,1,2' -> ['default', 0, 1, 2]: distinct style indices 0..63, and 'default' for
+    the rendering without --style (the sweep's reference); UsageError naming --styles otherwise."""
     if value is None:
         return []
     try:
-        styles = [int(part) for part in value.split(",") if part.strip()]
+        styles: list[int | str] = [part.strip() if part.strip() == "default" else int(part)
+                                   for part in value.split(",") if part.strip()]
     except ValueError:
-        raise click.UsageError(f"--styles {value!r}: give style indices separated by commas, e.g. 0,1,2") from None
-    if not styles or len(set(styles)) != len(styles) or not all(0 <= k <= 63 for k in styles):
-        raise click.UsageError(f"--styles {value!r}: give distinct style indices 0..63, e.g. 0,1,2")
+        raise click.UsageError(f"--styles {value!r}: give style indices separated by commas, e.g. "
+                               "default,0,1,2") from None
+    if not styles or len(set(styles)) != len(styles) or not all(
+            k == "default" or 0 <= int(k) <= 63 for k in styles):
+        raise click.UsageError(f"--styles {value!r}: give distinct style indices 0..63 (or 'default'), "
+                               "e.g. default,0,1,2")
     return styles
 
 
