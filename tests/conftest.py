@@ -62,3 +62,23 @@ def openvino_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A CARLA_NEURAL_CACHE folder shared by the session's openvino tests, so that the bodies
     they have in common (tiny_checkpoint at 64x32) are exported once, and none in the user's cache."""
     return tmp_path_factory.mktemp("carla-neural-cache")
+
+
+@pytest.fixture(scope="session")
+def tiny_style_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny checkpoint with styles (feature encoder of 3 channels, random weights) and a style
+    bank of 2 styles set far apart (style 1 is style 0 negated; both differ from class to class,
+    since a feature constant over the whole frame is normalised away by the first layer's
+    per-frame norm), so that renders in the two styles differ visibly even untrained."""
+    from renderer.checkpoint import save_checkpoint
+    from renderer.model import GeneratorConfig, SingleGConfig, build_generator
+    from renderer.styles import StyleBank, save_styles
+
+    config = GeneratorConfig(ngf=8, n_downsampling=2, n_blocks=1, n_blocks_local=0, n_scales=1, feat_nc=3,
+                             feat_ngf=4, single_g=SingleGConfig(kind="global", ngf=4, n_downsampling=2, n_blocks=1))
+    folder = save_checkpoint(build_generator(config, seed=0), tmp_path_factory.mktemp("tiny_styles") / "ckpt")
+    style_0 = np.random.default_rng(0).uniform(-0.9, 0.9, (35, 3)).astype(np.float32)
+    centers = np.stack([style_0, -style_0], axis=1)
+    save_styles(folder, StyleBank(centers, np.zeros((35, 3), np.float32), np.full(35, 4, np.int64)),
+                source="tests/conftest.py (hand-set)")
+    return folder

@@ -1,0 +1,180 @@
+"""Multimodal styles: instance pooling, the style stems, style banks with the checkpoint, and the
+renderer's style (fixed per sequence, distinct between styles, absent for models without styles)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from renderer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from renderer.loading import load_renderer
+from renderer.model import GeneratorConfig, SingleGConfig, build_generator
+from renderer.model.config import ConfigError
+from renderer.model.stem import frame_codes
+from renderer.model.style import class_means, features_from_vectors, pool_by_instance
+from renderer.protocol import StyleChoice
+from renderer.sequential import SequentialRenderer
+from renderer.styles import STYLES_FILE, StyleBank, cluster_styles, load_styles, save_styles
+
+ROAD, SKY, CAR = 7, 23, 26
+
+
+def _scene(height: int = 32, width: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    labels = np.full((height, width), ROAD, np.uint8)
+    labels[: height // 2] = SKY
+    labels[height // 2:height // 2 + 6, 8:20] = CAR
+    labels[height // 2:height // 2 + 6, 40:52] = CAR
+    instances = labels.astype(np.int32)
+    instances[height // 2:height // 2 + 6, 8:20] = CAR * 1000
+    instances[height // 2:height // 2 + 6, 40:52] = CAR * 1000 + 1
+    return labels, instances
+
+
+def test_pooling_is_the_instance_mean_and_constant_within_each_instance() -> None:
+    torch.manual_seed(0)
+    features = torch.randn(2, 3, 32, 64, requires_grad=True)
+    _, instances = _scene()
+    ids = torch.from_numpy(np.stack([instances, instances[:, ::-1].copy()])).long()
+    pooled = pool_by_instance(features, ids)
+    for sample in range(2):
+        for instance in torch.unique(ids[sample]):
+            mask = ids[sample] == instance
+            region = pooled[sample][:, mask]
+            expected = features[sample][:, mask].mean(1, keepdim=True)
+            assert torch.allclose(region, expected.expand_as(region), atol=1e-6)
+    # The two cars of one class are pooled apart: per instance, not per class.
+    car_a, car_b = pooled[0, :, 18, 10], pooled[0, :, 18, 45]
+    assert not torch.allclose(car_a, car_b)
+    pooled.sum().backward()  # the encoder trains through the pooling
+    assert features.grad is not None and torch.isfinite(features.grad).all()
+
+
+def test_class_means_and_features_from_vectors() -> None:
+    labels, _ = _scene()
+    features = torch.randn(1, 3, 32, 64)
+    means, present = class_means(features, torch.from_numpy(labels).long()[None], 35)
+    assert present.nonzero().flatten().tolist() == [ROAD, SKY, CAR]
+    sky = torch.from_numpy(labels == SKY)
+    assert torch.allclose(means[SKY], features[0][:, sky].mean(1), atol=1e-6)
+    built = features_from_vectors(means, torch.from_numpy(labels)[None])
+    assert built.shape == (1, 3, 32, 64)
+    assert torch.equal(built[0, :, 0, 0], means[SKY])
+
+
+STYLED = GeneratorConfig(ngf=8, n_downsampling=2, n_blocks=1, n_blocks_local=1, n_scales=2, feat_nc=3, feat_ngf=4,
+                         single_g=SingleGConfig(kind="global", ngf=4, n_downsampling=2, n_blocks=1))
+
+
+def test_the_style_input_is_extra_stem_input_channels() -> None:
+    """The style stem added to the label stem equals one conv over [labels, features]: the
+    features are extra input channels, also through the exact lookup stem."""
+    net = build_generator(STYLED, seed=1)
+    scale = net.scales[1]  # the finest scale, full resolution, lookup stem
+    labels, instances = _scene()
+    label_ids = torch.from_numpy(labels).long()[None]
+    from renderer.model.inputs import encode_label_frame, instance_edges
+
+    encoded = encode_label_frame(label_ids, torch.from_numpy(instances)[None], 35)
+    stack = torch.cat([encoded] * 3, 1)
+    codes = torch.stack([frame_codes(label_ids, instance_edges(torch.from_numpy(instances)[None])[:, 0])] * 3, 1)
+    features = torch.randn(1, 3, 32, 64)
+    with torch.no_grad():
+        seg, fg = scale.styled_stems(*scale.label_stems(None, codes, 0), features)
+        padded = torch.nn.functional.pad(torch.cat([stack, features], 1), (3, 3, 3, 3), mode="reflect")
+        style_weight = scale.style_stem.conv.weight
+        for stem, conv, part in ((seg, scale.model_down_seg[1], style_weight[:seg.shape[1]]),
+                                 (fg, scale.indv_down[1], style_weight[seg.shape[1]:])):
+            dense = torch.nn.functional.conv2d(padded, torch.cat([conv.weight, part], 1), conv.bias)
+            assert torch.allclose(stem, dense, atol=1e-4)
+
+
+def test_no_styles_means_no_new_parameters() -> None:
+    plain = build_generator("lite")
+    keys = set(plain.state_dict())
+    assert not any(key.startswith(("encoder.", "style_single.")) or ".style_stem." in key for key in keys)
+    styled = build_generator(plain.config.replace(feat_nc=3))
+    new = set(styled.state_dict()) - keys
+    assert new and all(k.startswith(("encoder.", "style_single.")) or ".style_stem." in k for k in new)
+    with pytest.raises(ConfigError, match="feat_nc"):
+        GeneratorConfig(feat_nc=3, single_g=SingleGConfig(kind="local")).validate()
+
+
+def test_bundled_model_loads_strictly_and_renders_as_before() -> None:
+    renderer = load_renderer("bundled", size=(128, 64))
+    assert not renderer.generator.has_styles and renderer.style_bank is None
+    labels, instances = _scene(64, 128)
+    before = [renderer.step(labels, instances) for _ in range(3)]
+    renderer.apply_style(None)  # "no style" on a model without styles changes nothing
+    after = [renderer.step(labels, instances) for _ in range(3)]
+    for a, b in zip(before, after):
+        assert np.array_equal(a, b)
+    with pytest.raises(ValueError, match="no styles"):
+        renderer.apply_style(StyleChoice(index=2))
+
+
+def test_bank_round_trip_with_the_checkpoint(tmp_path: Path) -> None:
+    folder = save_checkpoint(build_generator(STYLED, seed=0), tmp_path / "ckpt")
+    rng = np.random.default_rng(0)
+    bank = StyleBank(rng.uniform(-1, 1, (35, 4, 3)).astype(np.float32), rng.uniform(-1, 1, (35, 3)).astype(np.float32),
+                     np.arange(35, dtype=np.int64))
+    save_styles(folder, bank, source="test")
+    facts = json.loads((folder / "config.json").read_text())["metadata"]["styles"]
+    assert facts["k"] == 4 and facts["feat_nc"] == 3 and facts["file"] == STYLES_FILE
+    load_checkpoint(folder)  # the checkpoint itself still loads strictly
+    loaded = load_styles(folder, 35, 3)
+    assert loaded is not None and np.array_equal(loaded.centers, bank.centers)
+    assert np.array_equal(loaded.vectors(3), bank.centers[:, 3])
+    renderer = load_renderer(folder)
+    assert renderer.style_bank is not None and renderer.style_bank.k == 4
+    with pytest.raises(ValueError, match="styles 0..3"):
+        loaded.vectors(4)
+    with pytest.raises(CheckpointError, match=STYLES_FILE):
+        load_styles(folder, 35, 4)  # a bank of another generator
+
+
+def test_clusters_sorted_by_luminance_per_class() -> None:
+    rng = np.random.default_rng(0)
+    bright = rng.normal(-0.5, 0.01, (20, 3)).astype(np.float32)
+    dark = rng.normal(0.5, 0.01, (20, 3)).astype(np.float32)
+    features = np.concatenate([bright, dark])
+    luma = np.concatenate([np.full(20, 200.0), np.full(20, 30.0)]).astype(np.float32)
+    labels = np.full(40, ROAD)
+    bank = cluster_styles(labels, features, luma, 35, k=2)
+    assert np.allclose(bank.centers[ROAD, 0], 0.5, atol=0.02)  # style 0: the darker cluster
+    assert np.allclose(bank.centers[ROAD, 1], -0.5, atol=0.02)
+    assert bank.counts[ROAD] == 40 and bank.counts[SKY] == 0
+    assert np.allclose(bank.mean[ROAD], features.mean(0))
+
+
+class _Recording:
+    """An engine that records the style features it is given."""
+
+    def __init__(self, renderer: SequentialRenderer) -> None:
+        self.inner, self.features = renderer.engine, []
+
+    def __call__(self, label_stacks, prev_stacks, label_codes=None, features=None):
+        self.features.append(None if features is None else features.clone())
+        return self.inner(label_stacks, prev_stacks, label_codes, features=features)
+
+
+def test_a_style_is_fixed_for_the_sequence_and_styles_differ(tiny_style_checkpoint: Path) -> None:
+    labels, instances = _scene()
+    renderer = load_renderer(tiny_style_checkpoint, size=(64, 32))
+    recording = _Recording(renderer)
+    renderer.engine = recording
+    renderer.apply_style(StyleChoice(index=0))
+    style_0 = [renderer.step(labels, instances) for _ in range(5)]
+    # The same features every frame: nothing about the style can change during the sequence.
+    assert all(torch.equal(f, recording.features[0]) for f in recording.features)
+    renderer.apply_style(StyleChoice(index=0))
+    again = [renderer.step(labels, instances) for _ in range(5)]
+    assert all(np.array_equal(a, b) for a, b in zip(style_0, again))
+    renderer.apply_style(StyleChoice(index=1))
+    style_1 = [renderer.step(labels, instances) for _ in range(5)]
+    assert all(np.abs(a.astype(int) - b).mean() > 2.0 for a, b in zip(style_0, style_1))
+    with pytest.raises(ValueError, match="styles 0..1"):
+        renderer.apply_style(StyleChoice(index=2))
