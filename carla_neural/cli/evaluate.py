@@ -60,6 +60,56 @@ def evaluate_checkpoint(checkpoint: Path, sequences: list[list], device: str = "
                                   reference_segmentation=reference_segmentation)
 
 
+def evaluate_style(checkpoint: Path, style: str, sequences: list[list], size: tuple[int, int], device: str = "auto",
+                   fid: bool = True, inception=None, real_stream=None, segmenter=None,
+                   reference_segmentation: dict | None = None):
+    """(EvalResult, real Inception stream, per-class mean RGB of the rendered frames) of a
+    checkpoint with styles rendered in ``style`` ('default' or an index) by the SequentialRenderer."""
+    from tqdm import tqdm
+
+    from renderer.loading import load_renderer
+    from renderer.metrics import InceptionFeatures
+    from renderer.metrics.class_color import ClassColorStats
+    from renderer.styles import choose_style
+    from renderer.training.evaluation import evaluate_sequences
+
+    choice = None if style == "default" else choose_style(checkpoint, int(style))
+    renderer = load_renderer(checkpoint, device=device, size=size)
+    renderer.apply_style(choice)
+    if fid and inception is None:
+        inception = InceptionFeatures(device=str(renderer.device), batch_size=16)
+    colours = ClassColorStats()
+
+    def step(label_ids, instance_ids):
+        out = renderer.step(label_ids, instance_ids)
+        colours.update(out, label_ids)
+        return out
+
+    total = sum(len(s) for s in sequences)
+    with tqdm(total=total, desc=f"evaluate {checkpoint.name} style {style}", unit="frame") as bar:
+        result, real_stream = evaluate_sequences(sequences, step, renderer.reset, inception if fid else None,
+                                                 real_stream=real_stream, on_frame=lambda: bar.update(1),
+                                                 segmenter=segmenter, reference_segmentation=reference_segmentation)
+    return result, real_stream, colours.mean_rgb()
+
+
+def _as_compare_metrics(result, class_rgb: dict) -> dict:
+    """An EvalResult in the shape of compare's metrics, for compare.style_sweep.sweep_summary."""
+    from cityscapesscripts.helpers.labels import id2label
+
+    return {"warping_error": {"neural": result.warping_error},
+            "segmentation": {"neural": {"miou": (result.segmentation or {}).get("miou")}},
+            "class_colors": [{"label_id": int(label), "name": id2label[label].name if label in id2label else str(label),
+                              "neural_mean_rgb": list(rgb)} for label, rgb in class_rgb.items()]}
+
+
+def _parse_eval_styles(values: tuple[str, ...]) -> list[str]:
+    for value in values:
+        if value != "default" and not (value.isdigit() and int(value) <= 63):
+            raise click.BadParameter(f"{value!r}: give 'default' or a style index 0..63", param_hint="--style")
+    return list(values)
+
+
 def _checkpoint_folder(value: str) -> Path:
     """"bundled" or one of our checkpoint folders -> its folder (a clear error otherwise)."""
     from renderer.checkpoint import CheckpointError
@@ -108,16 +158,30 @@ def _format(name: str, result, reference: str) -> str:
 @click.option("--no-seg", is_flag=True, help="Skip segmentation consistency (~0.5 s per frame on one CPU thread).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the figures to this JSON file.")
+@click.option("--style", "styles", multiple=True, metavar="default|K",
+              help="Checkpoints with styles: evaluate each in this style (repeatable, e.g. --style default "
+                   "--style 0 --style 1); adds every style's per-class mean colours, the spread across the "
+                   "styles and the ratios to 'default' (docs/styles.md).")
 @threads_option
 def command(checkpoints: tuple[str, ...], data: Path | None, world: str, sequences: str | None, frames: int,
             size: tuple[int, int] | None, seed: int, device: str, no_fid: bool, segmenter: str, no_seg: bool,
-            json_path: Path | None, threads: int | None) -> None:
+            json_path: Path | None, styles: tuple[str, ...], threads: int | None) -> None:
     """Measure checkpoints on held-out real sequences (--data) or built-in-world sequences."""
     from renderer.checkpoint import CheckpointError
     from renderer.cpus import set_torch_threads
 
     set_torch_threads(threads)
     folders = [_checkpoint_folder(value) for value in checkpoints]
+    style_list = _parse_eval_styles(styles)
+    if style_list:
+        from renderer.styles import choose_style
+
+        for value, folder in zip(checkpoints, folders):
+            for style in style_list:  # every style checked before anything is measured
+                try:
+                    choose_style(folder, None if style == "default" else int(style))
+                except (CheckpointError, ValueError) as error:
+                    raise click.UsageError(f"--checkpoint {value}: {error}") from None
     width, height = size or ((512, 256) if data is not None else (256, 128))
     if data is not None:
         from renderer.training.datasets import DatasetError
@@ -153,6 +217,25 @@ def command(checkpoints: tuple[str, ...], data: Path | None, world: str, sequenc
     reference_segmentation = None
     lines = []
     for value, folder in zip(checkpoints, folders):
+        if style_list:
+            from carla_neural.compare.style_sweep import sweep_summary
+
+            per_style = {}
+            for style in style_list:
+                result, real_stream, class_rgb = evaluate_style(
+                    folder, style, held_out, (width, height), device=device, fid=not no_fid, real_stream=real_stream,
+                    segmenter=seg_model, reference_segmentation=reference_segmentation)
+                reference_segmentation = result.reference_segmentation
+                name = f"{value} style {style}"
+                figures["models"][name] = {"checkpoint": str(folder), "style": style, **result.as_dict()}
+                lines.append(_format(name, result, reference))
+                per_style[style] = _as_compare_metrics(result, class_rgb)
+            summary = sweep_summary(per_style)
+            figures.setdefault("styles", {})[value] = summary
+            spread = sorted(summary["class_spread"], key=lambda row: -row["max_rgb_distance"])[:5]
+            lines.append(f"{value}: per-class colour spread across styles (max RGB distance) "
+                         + ", ".join(f"{row['name']} {row['max_rgb_distance']:.0f}" for row in spread))
+            continue
         try:
             result, real_stream = evaluate_checkpoint(folder, held_out, device=device, fid=not no_fid,
                                                       real_stream=real_stream, segmenter=seg_model,

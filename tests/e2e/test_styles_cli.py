@@ -137,3 +137,15 @@ def test_drive_cycles_styles_on_y(tiny_style_checkpoint: Path) -> None:
                  "--headless", "--frames", "12", "--keys", "2:y,6:y", "--threads", "1")
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().endswith("style 1"), result.stdout  # none -> style 0 -> style 1
+
+
+def test_evaluate_in_several_styles(tmp_path: Path, tiny_style_checkpoint: Path) -> None:
+    figures_path = tmp_path / "styles.json"
+    result = run("evaluate", "--checkpoint", str(tiny_style_checkpoint), "--sequences", "1", "--frames", "6",
+                 "--size", "64x32", "--no-fid", "--no-seg", "--style", "default", "--style", "0", "--style", "1",
+                 "--json", str(figures_path), "--threads", "1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "per-class colour spread across styles" in result.stdout
+    figures = json.loads(figures_path.read_text())["styles"][str(tiny_style_checkpoint)]
+    assert figures["reference"] == "default" and figures["styles"]["default"]["warping_vs_default"] == 1.0
+    assert max(row["max_rgb_distance"] for row in figures["class_spread"]) > 2.0  # the two styles differ
