@@ -178,3 +178,20 @@ def test_a_style_is_fixed_for_the_sequence_and_styles_differ(tiny_style_checkpoi
     assert all(np.abs(a.astype(int) - b).mean() > 2.0 for a, b in zip(style_0, style_1))
     with pytest.raises(ValueError, match="styles 0..1"):
         renderer.apply_style(StyleChoice(index=2))
+
+
+def test_adding_styles_to_a_model_keeps_its_output(tmp_path: Path) -> None:
+    """Fine-tuning with --feature-channels starts from exactly the old model: the new style
+    convolutions are zero, whatever the features."""
+    from renderer.training.generator import TrainableGenerator
+
+    plain_config = STYLED.replace(feat_nc=0)
+    folder = save_checkpoint(build_generator(plain_config, seed=3), tmp_path / "plain")
+    styled = TrainableGenerator.build(init_from=str(folder), feature_channels=3).net.eval()
+    assert styled.has_styles
+    labels, instances = _scene()
+    plain_renderer = SequentialRenderer(load_checkpoint(folder), size=(64, 32))
+    styled_renderer = SequentialRenderer(styled, size=(64, 32))
+    styled_renderer.set_style(np.random.default_rng(0).uniform(-1, 1, (35, 3)).astype(np.float32))
+    for _ in range(4):
+        assert np.array_equal(plain_renderer.step(labels, instances), styled_renderer.step(labels, instances))
