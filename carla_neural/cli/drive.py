@@ -217,7 +217,7 @@ def command(world: str, host: str, port: int, timeout_s: float, checkpoint: str 
 
 def _style_count(checkpoint: str) -> int:
     """How many styles the checkpoint has (0 without styles or clusters)."""
-    from renderer.styles import checkpoint_styles
+    from renderer.style_choice import checkpoint_styles
 
     _, bank = checkpoint_styles(checkpoint)
     return 0 if bank is None else bank.k

@@ -70,7 +70,7 @@ def evaluate_style(checkpoint: Path, style: str, sequences: list[list], size: tu
     from renderer.loading import load_renderer
     from renderer.metrics import InceptionFeatures
     from renderer.metrics.class_color import ClassColorStats
-    from renderer.styles import choose_style
+    from renderer.style_choice import choose_style
     from renderer.training.evaluation import evaluate_sequences
 
     choice = None if style == "default" else choose_style(checkpoint, int(style))
@@ -174,7 +174,7 @@ def command(checkpoints: tuple[str, ...], data: Path | None, world: str, sequenc
     folders = [_checkpoint_folder(value) for value in checkpoints]
     style_list = _parse_eval_styles(styles)
     if style_list:
-        from renderer.styles import choose_style
+        from renderer.style_choice import choose_style
 
         for value, folder in zip(checkpoints, folders):
             for style in style_list:  # every style checked before anything is measured

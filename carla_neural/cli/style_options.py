@@ -40,7 +40,7 @@ def resolve_style(checkpoint: str, style_index: int | None, style_photo: Path | 
     if style_index is None and style_photo is None and style_labels is None:
         return None
     from renderer.checkpoint_ref import CheckpointError
-    from renderer.styles import choose_style
+    from renderer.style_choice import choose_style
 
     try:
         return choose_style(checkpoint, style_index, style_photo, style_labels)
