@@ -36,7 +36,6 @@ from renderer.checkpoint import read_weights
 from renderer.checkpoint_ref import CONFIG_FILE, CheckpointError
 from renderer.model.generator import Vid2VidGenerator
 from renderer.model.style import class_means
-from renderer.protocol import StyleChoice
 from renderer.resize import resize_nearest
 
 log = logging.getLogger(__name__)
