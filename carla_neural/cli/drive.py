@@ -211,7 +211,7 @@ def command(world: str, host: str, port: int, timeout_s: float, checkpoint: str 
         f"drove {summary['frames']} frames on {run.source_text} with {run.backend_text}: "
         f"{session.distance_m:.1f} m, sim {summary['fps']} fps, "
         f"weather {source.weather or '-'}, camera {mount or '-'}, "
-        f"autopilot {'on' if run.display.keyboard.autopilot else 'off'}, {cycler.label.replace('none', 'no style')}"
+        f"autopilot {'on' if run.display.keyboard.autopilot else 'off'}, {'no style' if cycler.current is None else cycler.label}"
     )
 
 

@@ -236,10 +236,18 @@ def command(checkpoints: tuple[str, ...], data: Path | None, world: str, sequenc
             lines.append(f"{value}: per-class colour spread across styles (max RGB distance) "
                          + ", ".join(f"{row['name']} {row['max_rgb_distance']:.0f}" for row in spread))
             continue
+        from renderer.style_choice import checkpoint_styles
+
         try:
-            result, real_stream = evaluate_checkpoint(folder, held_out, device=device, fid=not no_fid,
-                                                      real_stream=real_stream, segmenter=seg_model,
-                                                      reference_segmentation=reference_segmentation)
+            if checkpoint_styles(folder)[0]:
+                # A model with styles renders its default style, as `render` does without --style.
+                result, real_stream, _ = evaluate_style(
+                    folder, "default", held_out, (width, height), device=device, fid=not no_fid,
+                    real_stream=real_stream, segmenter=seg_model, reference_segmentation=reference_segmentation)
+            else:
+                result, real_stream = evaluate_checkpoint(folder, held_out, device=device, fid=not no_fid,
+                                                          real_stream=real_stream, segmenter=seg_model,
+                                                          reference_segmentation=reference_segmentation)
         except CheckpointError as error:
             raise click.ClickException(str(error)) from None
         reference_segmentation = result.reference_segmentation

@@ -161,8 +161,12 @@ class GeneratorConfig:
             )
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict."""
-        return dataclasses.asdict(self)
+        """Plain JSON-ready dict; without styles the style fields are left out, so that a
+        checkpoint without styles writes the config.json it wrote before they existed."""
+        values = dataclasses.asdict(self)
+        if not self.feat_nc:
+            del values["feat_nc"], values["feat_ngf"]
+        return values
 
     @classmethod
     def from_dict(cls, values: Any) -> GeneratorConfig:

@@ -45,20 +45,21 @@ def _start(checkpoint: Path, log_path: Path):
     return process, line.split("endpoint=")[1].split()[0]
 
 
-@pytest.fixture(scope="module")
-def styled_worker(tiny_style_checkpoint, tmp_path_factory):
-    process, endpoint = _start(tiny_style_checkpoint, tmp_path_factory.mktemp("log") / "worker.log")
+def _serving(checkpoint: Path, tmp_path_factory):
+    process, endpoint = _start(checkpoint, tmp_path_factory.mktemp("log") / "worker.log")
     yield endpoint
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def styled_worker(tiny_style_checkpoint, tmp_path_factory):
+    yield from _serving(tiny_style_checkpoint, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
 def plain_worker(tiny_checkpoint, tmp_path_factory):
-    process, endpoint = _start(tiny_checkpoint, tmp_path_factory.mktemp("log") / "worker.log")
-    yield endpoint
-    process.send_signal(signal.SIGTERM)
-    process.wait(timeout=10)
+    yield from _serving(tiny_checkpoint, tmp_path_factory)
 
 
 def _reference(checkpoint: Path, choice: StyleChoice | None, frames: int) -> list[np.ndarray]:

@@ -99,6 +99,10 @@ def test_no_styles_means_no_new_parameters() -> None:
     styled = build_generator(plain.config.replace(feat_nc=3))
     new = set(styled.state_dict()) - keys
     assert new and all(k.startswith(("encoder.", "style_single.")) or ".style_stem." in k for k in new)
+    # config.json of a checkpoint without styles is what it was before styles existed
+    assert "feat_nc" not in plain.config.to_dict() and "feat_ngf" not in plain.config.to_dict()
+    assert GeneratorConfig.from_dict(plain.config.to_dict()) == plain.config
+    assert GeneratorConfig.from_dict(styled.config.to_dict()).feat_nc == 3
     with pytest.raises(ConfigError, match="feat_nc"):
         GeneratorConfig(feat_nc=3, single_g=SingleGConfig(kind="local")).validate()
 
