@@ -164,3 +164,35 @@ def test_a_style_for_a_checkpoint_without_styles_is_a_clear_error(plain_worker):
     peer = _Peer(plain_worker)  # "no style" is accepted everywhere
     assert peer.request(protocol.style_request(peer.session_id, 1, None)).msg_type == MsgType.ACK
     peer.close()
+
+
+def test_a_restarted_worker_renders_the_session_in_its_style_again(tiny_style_checkpoint):
+    """The client sends its style again before re-priming, so the frames after a restart are the
+    style's, as a fresh sequence in that style started `history_frames` earlier renders them."""
+    from carla_neural.worker_supervisor import WorkerSupervisor
+
+    labels, instances = _labels()
+    frames = []
+    for index in range(8):  # a car moving right
+        frame = labels.copy()
+        frame[16:24] = 7
+        frame[16:24, 4 * index:4 * index + 12] = 26
+        frames.append(frame)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with WorkerSupervisor(tiny_style_checkpoint, device="cpu", env=env, ready_timeout_s=90) as supervisor:
+        def run(choice, sequence):
+            with supervisor.client(style=choice) as client:
+                return [client.render(index, frame).copy() for index, frame in enumerate(sequence)]
+
+        with supervisor.client(style=StyleChoice(index=1)) as client:
+            output = [client.render(index, frame).copy() for index, frame in enumerate(frames[:4])]
+            os.kill(supervisor.pid, signal.SIGKILL)
+            supervisor._process.wait(timeout=10)  # dead before frame 4 is sent: the new worker renders it
+            output += [client.render(index, frame).copy() for index, frame in enumerate(frames[4:], start=4)]
+            assert client.stats["recoveries"] == 1
+        history = 2
+        reprimed = run(StyleChoice(index=1), frames[4 - history:])
+        other_style = run(StyleChoice(index=0), frames[4 - history:])
+    for index in range(4, 8):
+        np.testing.assert_array_equal(output[index], reprimed[index - (4 - history)])
+        assert np.abs(output[index].astype(int) - other_style[index - (4 - history)]).mean() > 2.0
