@@ -6,13 +6,34 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from renderer.training.losses import GANLoss, LossWeights
 
 
 class ConfigError(ValueError):
     """A configuration value that is out of range; the message names the field and what is allowed."""
+
+
+T = TypeVar("T")
+
+
+def config_from_dict(cls: type[T], values: dict[str, Any], nested: dict[str, type]) -> T:
+    """A config dataclass from a dict (not yet validated); `nested` names fields that are dataclasses
+    themselves. Unknown keys, at either level, are a ConfigError naming the known ones."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(values) - known
+    if unknown:
+        raise ConfigError(f"unknown config field(s) {sorted(unknown)}; known: {sorted(known)}")
+    values = dict(values)
+    for name, field_cls in nested.items():
+        if isinstance(values.get(name), dict):
+            inner = {f.name for f in dataclasses.fields(field_cls)}
+            bad = set(values[name]) - inner
+            if bad:
+                raise ConfigError(f"unknown {name} field(s) {sorted(bad)}; known: {sorted(inner)}")
+            values[name] = field_cls(**values[name])
+    return cls(**values)
 
 
 @dataclass
@@ -139,18 +160,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
         """Build and validate from a dict; unknown keys are an error naming the known ones."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ConfigError(f"unknown config field(s) {sorted(unknown)}; known: {sorted(known)}")
-        values = dict(values)
-        if isinstance(values.get("weights"), dict):
-            weight_fields = {f.name for f in dataclasses.fields(LossWeights)}
-            bad = set(values["weights"]) - weight_fields
-            if bad:
-                raise ConfigError(f"unknown loss weight(s) {sorted(bad)}; known: {sorted(weight_fields)}")
-            values["weights"] = LossWeights(**values["weights"])
-        return cls(**values).validate()
+        return config_from_dict(cls, values, {"weights": LossWeights}).validate()
 
     @classmethod
     def load(cls, path: str | Path) -> "TrainConfig":
