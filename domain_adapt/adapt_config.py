@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from renderer.training.config import ConfigError, config_from_dict
+from renderer.training.config import SavedConfig, check_weights, config_from_dict, need
 from renderer.training.losses import GANLoss
 
 FLOW_MODES = ("auto", "require", "off")
@@ -27,7 +24,7 @@ class AdaptWeights:
 
 
 @dataclass
-class AdaptConfig:
+class AdaptConfig(SavedConfig):
     """Everything an adaptation run needs; `validate()` checks every field."""
 
     checkpoint: str = "bundled"  # the source model: "bundled", our folder or an NVIDIA folder
@@ -72,49 +69,37 @@ class AdaptConfig:
 
     def validate(self) -> "AdaptConfig":
         """Raise ConfigError naming the first bad field and what it allows; return self."""
-        def need(condition: bool, name: str, allowed: str) -> None:
-            if not condition:
-                raise ConfigError(f"config field {name!r} = {getattr(self, name)!r}: must be {allowed}")
-
-        need(bool(self.checkpoint), "checkpoint", "'bundled' or a checkpoint folder")
-        need(bool(self.sim) and all(isinstance(p, str) and p for p in self.sim), "sim",
+        need(self, bool(self.checkpoint), "checkpoint", "'bundled' or a checkpoint folder")
+        need(self, bool(self.sim) and all(isinstance(p, str) and p for p in self.sim), "sim",
              "a non-empty list of simulator run folders or NVIDIA-layout label trees")
-        need(bool(self.real), "real", "an NVIDIA-layout folder with train_A/ and train_B/")
-        need(isinstance(self.real_hold_out, list) and all(isinstance(n, str) and n for n in self.real_hold_out),
+        need(self, bool(self.real), "real", "an NVIDIA-layout folder with train_A/ and train_B/")
+        need(self, isinstance(self.real_hold_out, list) and all(isinstance(n, str) and n for n in self.real_hold_out),
              "real_hold_out", "a list of sequence names")
-        need(self.crop_width >= 16 and self.crop_width % 8 == 0, "crop_width", "a multiple of 8, >= 16")
-        need(self.crop_height >= 16 and self.crop_height % 8 == 0, "crop_height", "a multiple of 8, >= 16")
-        need(self.load_width is None or self.load_width >= self.crop_width, "load_width", ">= crop_width or null")
-        need(self.clip_length >= 2, "clip_length", ">= 2 (the first frame starts the sequence)")
-        need(self.flow in FLOW_MODES, "flow", f"one of {', '.join(FLOW_MODES)}")
-        need(self.dis_preset in ("ultrafast", "fast", "medium"), "dis_preset", "one of ultrafast, fast, medium")
-        need(self.steps >= 1, "steps", ">= 1")
-        need(0 < self.lr < 1, "lr", "in (0, 1)")
-        need(0 <= self.beta1 < 1, "beta1", "in [0, 1)")
-        need(0 <= self.beta2 < 1, "beta2", "in [0, 1)")
-        need(self.gan_mode in GANLoss.MODES, "gan_mode", f"one of {', '.join(GANLoss.MODES)}")
-        need(self.d_channels >= 4, "d_channels", ">= 4")
-        need(1 <= self.d_layers <= 5, "d_layers", "in 1..5")
-        need(1 <= self.d_scales <= 4, "d_scales", "in 1..4")
-        need(self.temporal_frames >= 2, "temporal_frames", ">= 2")
-        need(0 <= self.temporal_strides <= 3, "temporal_strides", "in 0..3")
-        need(self.temporal_strides == 0 or self.weights.temporal_gan == 0
+        need(self, self.crop_width >= 16 and self.crop_width % 8 == 0, "crop_width", "a multiple of 8, >= 16")
+        need(self, self.crop_height >= 16 and self.crop_height % 8 == 0, "crop_height", "a multiple of 8, >= 16")
+        need(self, self.load_width is None or self.load_width >= self.crop_width, "load_width", ">= crop_width or null")
+        need(self, self.clip_length >= 2, "clip_length", ">= 2 (the first frame starts the sequence)")
+        need(self, self.flow in FLOW_MODES, "flow", f"one of {', '.join(FLOW_MODES)}")
+        need(self, self.dis_preset in ("ultrafast", "fast", "medium"), "dis_preset", "one of ultrafast, fast, medium")
+        need(self, self.steps >= 1, "steps", ">= 1")
+        need(self, 0 < self.lr < 1, "lr", "in (0, 1)")
+        need(self, 0 <= self.beta1 < 1, "beta1", "in [0, 1)")
+        need(self, 0 <= self.beta2 < 1, "beta2", "in [0, 1)")
+        need(self, self.gan_mode in GANLoss.MODES, "gan_mode", f"one of {', '.join(GANLoss.MODES)}")
+        need(self, self.d_channels >= 4, "d_channels", ">= 4")
+        need(self, 1 <= self.d_layers <= 5, "d_layers", "in 1..5")
+        need(self, 1 <= self.d_scales <= 4, "d_scales", "in 1..4")
+        need(self, self.temporal_frames >= 2, "temporal_frames", ">= 2")
+        need(self, 0 <= self.temporal_strides <= 3, "temporal_strides", "in 0..3")
+        need(self, self.temporal_strides == 0 or self.weights.temporal_gan == 0
              or self.clip_length >= self.temporal_frames, "clip_length",
              f">= temporal_frames ({self.temporal_frames}) for the temporal discriminator")
-        need(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "device",
+        need(self, self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "device",
              "auto, cpu, cuda or cuda:N")
-        need(self.log_every >= 1 and self.save_every >= 1 and self.image_every >= 1, "log_every",
+        need(self, self.log_every >= 1 and self.save_every >= 1 and self.image_every >= 1, "log_every",
              "log_every, image_every and save_every all >= 1")
-        for name, value in dataclasses.asdict(self.weights).items():
-            if not value >= 0:
-                raise ConfigError(f"config field 'weights.{name}' = {value}: must be >= 0")
+        check_weights(self.weights)
         return self
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2))
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "AdaptConfig":

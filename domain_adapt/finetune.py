@@ -43,8 +43,8 @@ from renderer.training.datasets import (
     DatasetError,
     Sequence,
     hold_out,
-    read_label_ids,
-    read_rgb,
+    load_frame,
+    read_recorded_flow,
     scan_nvidia_layout,
 )
 from renderer.training.discriminators import MultiScaleDiscriminator, TemporalDiscriminators
@@ -107,21 +107,28 @@ def _load_source(config: AdaptConfig) -> tuple[Path, dict[str, Any], TrainableGe
     return folder, metadata, generator
 
 
-def _check_frames(seq: Sequence, config: AdaptConfig, label_nc: int) -> tuple[int, int]:
-    """The first frame of `seq` holds labelIds the generator knows and is large enough for the crop;
-    returns its (W, H) at the working width."""
-    labels = read_label_ids(seq.label_paths[0])
+def _check_frames(seq: Sequence, config: AdaptConfig, label_nc: int, option: str) -> tuple[int, int]:
+    """The first frame of `seq` reads (labels, photo, instances and flow of one size), holds labelIds
+    the generator knows and is large enough for the crop; returns its (W, H) at the working width.
+    AdaptInputError starting with `option` (the command-line option that named it) otherwise."""
+    try:
+        labels = load_frame(seq, 0)[0]
+        height, width = labels.shape
+        loaded_height = round(height * config.frame_width / width)
+        if seq.flow_paths is not None and len(seq) > 1:
+            read_recorded_flow(seq.flow_paths[1], (height, width), config.frame_width, loaded_height)
+    except (DatasetError, ValueError, FileNotFoundError) as error:  # ValueError: a flow PNG that is not KITTI
+        raise AdaptInputError(f"{option}: {error}") from None
     if int(labels.max()) >= label_nc:
-        raise AdaptInputError(f"{seq.label_paths[0]}: label id {int(labels.max())} >= {label_nc}; label maps "
-                              "must hold Cityscapes labelIds (0..33), e.g. `record`'s frames/label_ids")
-    height, width = labels.shape
-    loaded_height = round(height * config.frame_width / width)
+        raise AdaptInputError(f"{option}: {seq.label_paths[0]}: label id {int(labels.max())} >= {label_nc}; label "
+                              "maps must hold Cityscapes labelIds (0..33), e.g. `record`'s frames/label_ids")
     if loaded_height < config.crop_height:
         raise AdaptInputError(
-            f"{seq.label_paths[0]} is {width}x{height}: at width {config.frame_width} it is {loaded_height} rows, "
-            f"fewer than the crop height {config.crop_height}; give a smaller --size or a larger --load-width")
+            f"{option}: {seq.label_paths[0]} is {width}x{height}: at width {config.frame_width} it is "
+            f"{loaded_height} rows, fewer than the crop height {config.crop_height}; give a smaller --size or "
+            "a larger --load-width")
     if len(seq) < config.clip_length:
-        raise AdaptInputError(f"sequence {seq.name} has {len(seq)} frames, fewer than --clip-length "
+        raise AdaptInputError(f"{option}: sequence {seq.name} has {len(seq)} frames, fewer than --clip-length "
                               f"{config.clip_length}")
     return config.frame_width, loaded_height
 
@@ -139,10 +146,7 @@ def _sim_sequences(config: AdaptConfig, label_nc: int) -> tuple[list[Sequence], 
             if flows is None and config.flow != "off":
                 without_flow.append(name)
             seq = Sequence(name, label_seq.label_paths, None, label_seq.instance_paths, flows)
-            try:
-                _check_frames(seq, config, label_nc)
-            except DatasetError as error:
-                raise AdaptInputError(str(error)) from None
+            _check_frames(seq, config, label_nc, "--maps")
             sequences.append(seq)
     if without_flow and config.flow == "require":
         raise AdaptInputError(
@@ -156,14 +160,13 @@ def _real_sequences(config: AdaptConfig, label_nc: int) -> list[Sequence]:
     try:
         sequences = scan_nvidia_layout(config.real, "train")
         sequences = hold_out(sequences, config.real_hold_out) if config.real_hold_out else sequences
-        for seq in sequences:
-            if not seq.rgb_paths:
-                raise AdaptInputError(f"--real: {Path(config.real) / 'train_B' / seq.name} holds no photos; "
-                                      "give real photos in train_B/<seq>/ beside the labels in train_A/<seq>/")
-            read_rgb(seq.rgb_paths[0])
-            _check_frames(seq, config, label_nc)
     except DatasetError as error:
         raise AdaptInputError(f"--real: {error}") from None
+    for seq in sequences:
+        if not seq.rgb_paths:
+            raise AdaptInputError(f"--real: {Path(config.real) / 'train_B' / seq.name} holds no photos; give "
+                                  "real photos in train_B/<seq>/ beside the labels in train_A/<seq>/")
+        _check_frames(seq, config, label_nc, "--real")
     return sequences
 
 
@@ -183,7 +186,7 @@ def check_inputs(config: AdaptConfig) -> AdaptInputs:
         segmenter = load_segmenter(config.segmenter)
     except CheckpointError as error:
         raise AdaptInputError(f"--segmenter: {error}") from None
-    working_size = _check_frames(sim[0], config, label_nc)
+    working_size = _check_frames(sim[0], config, label_nc, "--maps")
     return AdaptInputs(folder, metadata, generator, segmenter, sim, real, working_size, without_flow)
 
 

@@ -70,6 +70,7 @@ def command(checkpoint: str, sims: tuple[Path, ...], real: Path, real_hold_out: 
     from domain_adapt.finetune import Adapter, AdaptInputError
     from renderer.cpus import set_torch_threads
     from renderer.training.config import ConfigError
+    from renderer.training.datasets import DatasetError
 
     used_threads = set_torch_threads(threads)
     weights = AdaptWeights(gan=w_gan, temporal_gan=w_temporal_gan, segmentation=w_seg, warp=w_warp,
@@ -90,8 +91,12 @@ def command(checkpoint: str, sims: tuple[Path, ...], real: Path, real_hold_out: 
                f"{len(config.sim)} map folder(s), {len(adapter.inputs.sim_sequences)} sequence(s); "
                f"{len(adapter.inputs.real_sequences)} real sequence(s)", err=True)
     start = adapter.step
-    history = adapter.train(until=stop_at)
-    adapter.close()
+    try:
+        history = adapter.train(until=stop_at)
+    except DatasetError as error:  # a frame past the first that does not read
+        raise click.ClickException(str(error)) from None
+    finally:
+        adapter.close()
     if not history:
         click.echo(f"adapt: {out} is already at step {adapter.step} of {steps}; nothing to do -> {out / 'generator'}")
         return

@@ -6,6 +6,7 @@ import json
 import logging
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -124,12 +125,18 @@ def test_runs_without_flow_skip_the_warp_loss_and_require_refuses(inputs, make_t
     assert not (tmp_path / "refused").exists()
 
 
-def test_bad_inputs_name_the_file_and_write_nothing(inputs, tiny_checkpoint, tmp_path) -> None:
+def test_bad_inputs_name_the_file_and_write_nothing(inputs, tiny_checkpoint, make_two_colour_run, tmp_path) -> None:
     empty_run = tmp_path / "empty_run"
     (empty_run / "frames" / "label_ids").mkdir(parents=True)
     (empty_run / "run.json").write_text("{}")
     with pytest.raises(AdaptInputError, match=r"--maps: .*label_ids/ holds no label PNGs"):
         check_inputs(_config(**{**inputs, "sim": empty_run}, out=tmp_path / "a"))
+
+    colour_ids = make_two_colour_run(tmp_path / "colour_ids")
+    label_png = colour_ids / "frames" / "label_ids" / "000000.png"
+    cv2.imwrite(str(label_png), np.full((32, 64), 40, np.uint8))
+    with pytest.raises(AdaptInputError, match=r"--maps: .*000000.png: label id 40 >= 35; .*Cityscapes labelIds"):
+        check_inputs(_config(**{**inputs, "sim": colour_ids}, out=tmp_path / "e"))
 
     labels_only = tmp_path / "labels_only"
     (labels_only / "train_A" / "seq0000").mkdir(parents=True)
@@ -151,4 +158,4 @@ def test_bad_inputs_name_the_file_and_write_nothing(inputs, tiny_checkpoint, tmp
     save_checkpoint(build_generator(GeneratorConfig.from_dict(document["generator"]), seed=0), train_ids_model)
     with pytest.raises(AdaptInputError, match=r"generator.label_nc is 20, not 35.*Cityscapes labelIds"):
         check_inputs(_config(**{**inputs, "tiny_checkpoint": train_ids_model}, out=tmp_path / "d"))
-    assert not any((tmp_path / name).exists() for name in "abcd")
+    assert not any((tmp_path / name).exists() for name in "abcde")
