@@ -51,6 +51,27 @@ def test_one_step_logs_every_term_and_writes_the_run_folder(inputs, tmp_path) ->
     assert metadata["adapt_steps"] == 1 and metadata["working_size"] == [64, 32] and metadata["temporal"] is True
 
 
+def test_a_resumed_run_continues_the_step_count_and_matches_a_straight_one(inputs, tmp_path) -> None:
+    straight = Adapter(_config(**inputs, out=tmp_path / "straight", steps=2))
+    straight.train(progress=False)
+    straight.close()
+
+    interrupted = Adapter(_config(**inputs, out=tmp_path / "resumed", steps=2))
+    interrupted.train(progress=False, until=1)
+    interrupted.close()
+    assert not (tmp_path / "resumed" / "generator").exists()  # only the finished run exports generator/
+    resumed = Adapter(_config(**inputs, out=tmp_path / "resumed", steps=2))
+    assert resumed.step == 1
+    resumed.train(progress=False)
+    resumed.close()
+    steps = [json.loads(line)["step"] for line in (tmp_path / "resumed" / "adapt_log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2]
+    for (name, a), (_, b) in zip(straight.generator.state_dict().items(), resumed.generator.state_dict().items()):
+        assert torch.equal(a, b), name
+    for (name, a), (_, b) in zip(straight.image_d.state_dict().items(), resumed.image_d.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
 def test_the_anchor_is_zero_while_the_adapted_model_is_the_source(inputs, tmp_path) -> None:
     adapter = Adapter(_config(**inputs, out=tmp_path / "out"))
     real = {key: value.unsqueeze(0) for key, value in adapter.real_data[0].items()}
