@@ -33,7 +33,7 @@ def _run_camera(sim: Path) -> dict[str, Any]:
 @click.option("--sequences", default=None, help="Comma-separated sequence names of SIM to measure "
               "(NVIDIA layout: e.g. train_A/seq0004; default: all).")
 @click.option("--adapt-labels/--no-adapt-labels", default=False, show_default=True,
-              help="Measure SIM's maps after the label transform (domain_adapt.transform).")
+              help="Measure SIM's maps after the label transform (carla_neural.label_transform).")
 @click.option("--transform-config", type=click.Path(path_type=Path), default=None,
               help="Label transform config JSON (default: the calibrated one); implies --adapt-labels.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
@@ -46,7 +46,7 @@ def command(sim: Path, reference: Path | None, sequences: str | None, adapt_labe
     from domain_adapt.measure import measure_sequences
     from domain_adapt.report import write_gap_report
     from domain_adapt.sequences import GapInputError, find_sequences
-    from domain_adapt.transform import LabelTransform, TransformConfigError, load_transform_config
+    from carla_neural.label_transform import LabelTransform, TransformConfigError, load_transform_config
 
     # Every input is checked before anything is written.
     try:

@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 
 from domain_adapt.stats import contour_lengths
-from domain_adapt.transform import (
+from carla_neural.label_transform import (
     CALIBRATED_CONFIG,
     EVALUATION_IDS,
     LabelTransform,
     LabelTransformConfig,
     TransformConfigError,
-    benchmark,
     load_transform_config,
 )
+from domain_adapt.transform import benchmark
 
 W, H = 512, 256
 ROAD, SKY, SIDEWALK, POLE, TERRAIN, GROUND, GUARD_RAIL = 7, 23, 8, 17, 22, 6, 14
