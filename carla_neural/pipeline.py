@@ -161,7 +161,8 @@ class Pipeline:
         self.adapt_labels = self.config.adapt_labels and self.config.label_transform is not None
 
     def set_adapt_labels(self, on: bool) -> None:
-        """Switch the label transform on or off from the next frame (drive's key); needs one configured."""
+        """Switch the label transform on or off from the next frame acquired (drive's key; frames
+        already in flight keep theirs); needs one configured."""
         if on and self.config.label_transform is None:
             raise ValueError("this pipeline has no label transform to switch on (PipelineConfig.label_transform)")
         self.adapt_labels = on
