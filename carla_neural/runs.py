@@ -226,15 +226,19 @@ def open_run(spec: RunSpec, summary_extra: Mapping[str, Any] | None = None) -> I
         yield run
 
 
-def adapt_spec(enabled: bool, config_file: str | Path | None = None, keep_off: bool = False) -> AdaptSpec | None:
+def adapt_spec(enabled: bool | None, config_file: str | Path | None = None,
+               keep_off: bool = False) -> AdaptSpec | None:
     """The label transform of a run: its config read from `config_file` (default: the calibrated
-    one); None when not `enabled`, unless `keep_off` (drive: a key switches it on later).
+    one); `enabled` None: on when a config file is given. None when off, unless `keep_off`
+    (drive: a key switches it on later).
 
     Raises TransformConfigError (a ValueError naming the file and the field) for a bad file, so
     that a command fails before it writes anything.
     """
     from carla_neural.label_transform import CALIBRATED_CONFIG, load_transform_config
 
+    if enabled is None:
+        enabled = config_file is not None
     if not enabled and not keep_off:
         return None
     path = Path(config_file) if config_file is not None else CALIBRATED_CONFIG

@@ -108,12 +108,12 @@ def scenario_adapt(scenario: Scenario, adapt_labels: bool | None = None, transfo
                    keep_off: bool = False) -> AdaptSpec | None:
     """The label transform of a run of `scenario`: `adapt_labels` and `transform_config` (the
     command line) over its rendering.adapt_labels and rendering.transform_config; a config file
-    alone turns it on. None when off, unless `keep_off` (drive's key). A bad config file raises
+    on the command line alone turns it on. None when off, unless `keep_off` (drive's key). A bad config file raises
     TransformConfigError naming the file and the field."""
-    config_file = transform_config if transform_config is not None else scenario.rendering.transform_config
-    if adapt_labels is None:
-        adapt_labels = scenario.rendering.adapt_labels or transform_config is not None
-    return adapt_spec(adapt_labels, config_file, keep_off=keep_off)
+    if transform_config is not None:  # the command line's file, and its flag if any (else on)
+        return adapt_spec(adapt_labels, transform_config, keep_off=keep_off)
+    enabled = scenario.rendering.adapt_labels if adapt_labels is None else adapt_labels
+    return adapt_spec(enabled, scenario.rendering.transform_config, keep_off=keep_off)
 
 
 def record_spec(scenario: Scenario, backend: BackendSpec, out_dir: str | Path, *, world: str = "carla",

@@ -75,8 +75,7 @@ def command(frame_count: int, size: tuple[int, int], checkpoint: str, headless: 
     width, height = size
     checkpoint_path = _checkpoint_facts(checkpoint)
     try:
-        adapt = adapt_spec(adapt_labels if adapt_labels is not None else transform_config is not None,
-                           transform_config)
+        adapt = adapt_spec(adapt_labels, transform_config)
     except TransformConfigError as error:
         raise click.ClickException(str(error)) from None
     out_dir.mkdir(parents=True, exist_ok=True)

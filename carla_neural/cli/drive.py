@@ -89,7 +89,6 @@ class DriveSession:
     def __init__(self, source: Any, presses: list[KeyPress], pipeline: Any = None) -> None:
         self.source = source
         self.pipeline = pipeline
-        self.adapt_toggles = 0
         self.presses = presses
         self.frames = 0
         self.distance_m = 0.0
@@ -109,7 +108,6 @@ class DriveSession:
         if presented.input is not None and Action.TOGGLE_ADAPT in presented.input.actions \
                 and self.pipeline is not None and self.pipeline.config.label_transform is not None:
             self.pipeline.set_adapt_labels(not self.pipeline.adapt_labels)
-            self.adapt_toggles += 1
         ego = presented.frame.ego
         if ego is not None:
             self.speed_kmh = ego.speed_mps * 3.6

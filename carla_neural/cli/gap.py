@@ -29,12 +29,12 @@ def sequence_names(value: str | None) -> list[str] | None:
 def command(sim: Path, reference: Path | None, sequences: str | None, adapt_labels: bool,
             transform_config: Path | None, out: Path) -> None:
     """Measure the label maps of SIM (a run folder or an NVIDIA-layout dataset) against real maps."""
+    from carla_neural.label_transform import LabelTransform, TransformConfigError, load_transform_config
     from domain_adapt.gap import DEFAULT_REFERENCE, compare, load_stats
     from domain_adapt.measure import measure_sequences
     from domain_adapt.report import write_gap_report
     from domain_adapt.run_gap import load_mount_fit, run_camera
     from domain_adapt.sequences import GapInputError, find_sequences
-    from carla_neural.label_transform import LabelTransform, TransformConfigError, load_transform_config
 
     # Every input is checked before anything is written.
     try:

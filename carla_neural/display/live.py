@@ -123,8 +123,7 @@ class LiveView:
             extra["weather"] = weather
         if shown.adapt is not None:
             adapt_ms = shown.frame.timings_ms.get("adapt")
-            extra["adapt"] = f"on {adapt_ms:.1f} ms" if shown.adapt and adapt_ms is not None else \
-                ("on" if shown.adapt else "off")
+            extra["adapt"] = "off" if not shown.adapt else "on" if adapt_ms is None else f"on {adapt_ms:.1f} ms"
         if self.hud_extra is not None:
             extra.update(self.hud_extra())
         return HudInfo(sim_fps=self._sim_rate.per_second, render_fps=self._render_rate.per_second,
