@@ -88,17 +88,6 @@ def test_record_renders_the_transformed_maps_and_keeps_the_simulators(tmp_path: 
         assert near(shown, GROUND_RGB) < near(colorize_label_ids(label_ids), GROUND_RGB, 0) / 10
 
 
-def test_a_scenario_turns_the_transform_on(tmp_path: Path, tiny_checkpoint: Path) -> None:
-    scenario = tmp_path / "adapted.yaml"
-    scenario.write_text(SCENARIO + "rendering: {adapt_labels: true}\n")
-    run = tmp_path / "run"
-    result = run_cli("record", str(scenario), "--world", "builtin", "--frames", "1", "--out", str(run),
-                     "--checkpoint", str(tiny_checkpoint), "--no-png")
-    assert result.returncode == 0, result.stderr
-    assert json.loads((run / "run.json").read_text())["label_transform"]["enabled"] is True
-    assert "adapt" in read_frames_jsonl(run / "frames.jsonl")[0]["timings_ms"]
-
-
 def test_demo_with_the_transform(tmp_path: Path, tiny_checkpoint: Path) -> None:
     config = tmp_path / "median_only.json"
     config.write_text(json.dumps({"median_kernel": 3}))
