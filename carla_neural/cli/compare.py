@@ -42,10 +42,15 @@ def _parse_metrics(value: str) -> tuple[str, ...]:
 @click.option("--device", default="cpu", show_default=True, help="Torch device for InceptionV3 (cpu, cuda).")
 @click.option("--segmenter", default="bundled", show_default=True,
               help="Segmenter for seg: bundled, or a folder from `carla-neural train-segmenter`.")
+@click.option("--gap/--no-gap", "with_gap", default=True, show_default=True,
+              help="Also report the gap metrics of the run's label maps vs real ones (carla-neural gap), "
+                   "and after its label transform when it was recorded with one.")
+@click.option("--gap-reference", type=click.Path(path_type=Path), default=None,
+              help="Statistics JSON for the gap metrics (default: the shipped Cityscapes statistics).")
 @threads_option
 def command(run: Path, real_dir: Path | None, out_dir: Path | None, metrics: str, fid_stride: int,
             fid_max_frames: int, fid_frames: int | None, max_real: int | None, dis_preset: str, device: str,
-            segmenter: str, threads: int | None) -> None:
+            segmenter: str, with_gap: bool, gap_reference: Path | None, threads: int | None) -> None:
     """Compare raw and neural frames of the run folder RUN (from `carla-neural record`)."""
     if "fid" in metrics:  # InceptionV3 is the only torch compare runs
         from renderer.cpus import set_torch_threads
@@ -64,12 +69,21 @@ def command(run: Path, real_dir: Path | None, out_dir: Path | None, metrics: str
                                  dis_preset=dis_preset, device=device, segmenter=segmenter)
         run_folder = RunFolder(run)
         check_inputs(run_folder, options)  # before the progress bar, so errors stand alone
+        if with_gap:
+            from domain_adapt.gap import DEFAULT_REFERENCE, load_stats
+
+            gap_reference = gap_reference or DEFAULT_REFERENCE
+            load_stats(gap_reference)  # a bad reference fails here, before anything is computed
         total = len(run_folder)
         if real_dir is not None:
             real_count = count_images(real_dir)
             total += min(real_count, max_real) if max_real else real_count
         with tqdm(total=total, unit="frame", desc="frames", dynamic_ncols=True) as progress:
             result = compare_run(run, options, progress)
+        if with_gap:
+            from domain_adapt.run_gap import run_gap
+
+            result.metrics["label_gap"] = run_gap(run, gap_reference)
         paths = write_report(result, run_folder, out_dir or run)
     except (RunFolderError, ValueError, FileNotFoundError) as error:
         raise click.ClickException(str(error)) from error
@@ -84,5 +98,13 @@ def command(run: Path, real_dir: Path | None, out_dir: Path | None, metrics: str
         parts.append(f"seg mIoU neural {seg['neural']['miou']:.3f} raw {seg['raw']['miou']:.3f}")
     if "fid" in summary:
         parts.append(f"FID neural-raw {summary['fid']['neural_vs_raw']:.1f}")
+    if "label_gap" in summary:
+        label_gap = summary["label_gap"]
+        if "absent" in label_gap:
+            parts.append("no gap metrics (no label PNGs)")
+        else:
+            js = {variant: gap["classes"]["js_divergence"] for variant, gap in label_gap["gap"].items()}
+            parts.append("label gap class JS " + ", ".join(f"{variant.replace('_', ' ')} {value}"
+                                                         for variant, value in js.items()))
     click.echo(f"compare: {', '.join(parts)} in {time.perf_counter() - started:.1f} s; wrote "
                f"{paths.metrics_json}, {paths.report_html}, {len(paths.plots)} plots in {paths.report_html.parent / 'plots'}")

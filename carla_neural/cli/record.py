@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from carla_neural.cli._live import (
+    adapt_options,
     backend_spec,
     render_options,
     source_options,
@@ -34,10 +35,11 @@ log = logging.getLogger(__name__)
                                  "of simulating; SCENARIO defaults to the one it was recorded from.")
 @source_options
 @render_options
+@adapt_options
 def command(scenario_ref: str | None, out_dir: Path, frames: int | None, png: bool, overwrite: bool,
             replay_dir: Path | None, world: str, host: str, port: int, timeout_s: float, checkpoint: str | None,
             engine: str | None, device: str, worker_endpoint: str | None, cpu_split: bool,
-            threads: int | None) -> None:
+            threads: int | None, adapt_labels: bool | None, transform_config: Path | None) -> None:
     """Run SCENARIO (a YAML file or a built-in name such as urban_day) and record it.
 
     Every frame is rendered, in order (lock-step). Built-in scenarios: urban_day, rain_night,
@@ -61,7 +63,8 @@ def command(scenario_ref: str | None, out_dir: Path, frames: int | None, png: bo
         if world == "carla" and replay_dir is None:
             check_carla(host, port, timeout_s)  # fail fast, before starting the worker
         spec = record_spec(scenario, backend, out_dir, world=world, host=host, port=port, timeout_s=timeout_s,
-                           replay_dir=replay_dir, frames=frames, png=png)
+                           replay_dir=replay_dir, frames=frames, png=png, adapt_labels=adapt_labels,
+                           transform_config=transform_config)
         with terminate_as_interrupt(), open_run(spec, summary_extra={"scenario": scenario.name}) as run:
             bar = _progress(run.total_frames or 0)
             try:
