@@ -1,6 +1,9 @@
 """source -> remap -> renderer -> view and recorder, with per-stage timing on every frame.
 
-The pipeline moves frames and times them; nothing else. What the frames come from (a Source),
+The pipeline moves frames and times them; nothing else. A label transform (PipelineConfig's
+`label_transform`, switched by `adapt_labels`) sits between remap and the renderer: the renderer
+and the labels panel/video get the transformed ids, the recorder's label_ids PNGs stay the
+simulator's ground truth (datasets and gap metrics need them). What the frames come from (a Source),
 what renders them (a RenderBackend, carla_neural.backends), where they are shown (a view such as
 carla_neural.display.live.LiveView, which also turns keys into source control) and where they
 are written (a Recorder) are handed to it by the run assembly (carla_neural.runs).
@@ -17,7 +20,8 @@ Two modes:
 
 Stages timed into `Frame.timings_ms` (milliseconds): world (source.tick), remap (label ids,
 instance ids — taken as they are from a frame that carries Cityscapes ids, such as a replayed
-one —, palette and RGB conversion), wait (main thread blocked on the renderer), transport
+one —, palette and RGB conversion), adapt (the label transform, carla_neural.label_transform,
+on frames it is applied to), wait (main thread blocked on the renderer), transport
 (request/reply round trip minus the worker's own render time and the time the frame waited
 behind the one before; only for frames whose reply the main thread waited for, as a reply that
 came in earlier has no known arrival time), render (the worker's render time), display (draw +
@@ -62,11 +66,12 @@ class Prepared:
     """A frame with everything derived from it before rendering."""
 
     frame: Frame
-    label_ids: np.ndarray
+    label_ids: np.ndarray  # the simulator's, remapped: what the recorder writes
     instance_ids: np.ndarray | None
     raw_rgb: np.ndarray | None
-    label_rgb: np.ndarray
+    label_rgb: np.ndarray  # the palette of render_label_ids
     acquired_at: float
+    render_label_ids: np.ndarray  # what the renderer gets: label_ids after the label transform, if on
 
 
 @dataclass
@@ -74,9 +79,10 @@ class Presented:
     """What `run()`'s callback gets per shown frame."""
 
     frame: Frame
-    label_ids: np.ndarray
+    label_ids: np.ndarray  # the simulator's (remapped)
     neural_rgb: np.ndarray | None
     input: InputState | None
+    render_label_ids: np.ndarray | None = None  # what the renderer got (after the label transform, if on)
 
 
 @dataclass
@@ -93,6 +99,9 @@ class PipelineConfig:
     remap_overrides: YAML file or mapping of tag overrides (see Remapper).
     send_instances: send instance ids to the renderer (vid2vid's edge channel).
     record_flow: compute backward flow for the recorder's flow PNGs.
+    label_transform: (H, W) uint8 labelIds -> (H, W) uint8 labelIds between remap and the
+        renderer (carla_neural.label_transform.LabelTransform); None: none.
+    adapt_labels: whether label_transform is applied at the start (Pipeline.adapt_labels switches it).
     max_fps: cap on frames per second (e.g. 20 for a 0.05 s simulation step, so that driving
         runs in real time); None runs as fast as the slowest stage allows.
     """
@@ -105,6 +114,8 @@ class PipelineConfig:
     remap_overrides: Any = None
     send_instances: bool = True
     record_flow: bool = False
+    label_transform: Callable[[np.ndarray], np.ndarray] | None = None
+    adapt_labels: bool = True
     max_fps: float | None = None
 
     def __post_init__(self) -> None:
@@ -147,6 +158,15 @@ class Pipeline:
         self.frames_presented = 0
         self._run_start = 0
         self._wall_s = 0.0
+        self.adapt_labels = self.config.adapt_labels and self.config.label_transform is not None
+
+    def set_adapt_labels(self, on: bool) -> None:
+        """Switch the label transform on or off from the next frame acquired (drive's key; frames
+        already in flight keep theirs); needs one configured."""
+        if on and self.config.label_transform is None:
+            raise ValueError("this pipeline has no label transform to switch on (PipelineConfig.label_transform)")
+        self.adapt_labels = on
+        log.info("label transform %s", "on" if on else "off")
 
     # --- stages --------------------------------------------------------------------------
 
@@ -176,14 +196,23 @@ class Pipeline:
         frame = self.source.tick()
         ticked = time.perf_counter()
         label_ids, instance_ids = self._label_and_instance_ids(frame)
+        render_label_ids = label_ids
+        adapt_ms = 0.0
+        if self.adapt_labels:
+            assert self.config.label_transform is not None
+            adapt_start = time.perf_counter()
+            render_label_ids = self.config.label_transform(label_ids)
+            adapt_ms = (time.perf_counter() - adapt_start) * 1e3
         raw_rgb = None
         if frame.rgb_bgra is not None:
             raw_rgb = bgra_to_rgb(frame.rgb_bgra)
-        label_rgb = colorize_label_ids(label_ids)
+        label_rgb = colorize_label_ids(render_label_ids)
         done = time.perf_counter()
         frame.timings_ms["world"] = (ticked - start) * 1e3
-        frame.timings_ms["remap"] = (done - ticked) * 1e3
-        return Prepared(frame, label_ids, instance_ids, raw_rgb, label_rgb, done)
+        frame.timings_ms["remap"] = (done - ticked) * 1e3 - adapt_ms
+        if self.adapt_labels:
+            frame.timings_ms["adapt"] = adapt_ms
+        return Prepared(frame, label_ids, instance_ids, raw_rgb, label_rgb, done, render_label_ids)
 
     def _account_render(self, prepared: Prepared, result: Rendered, wait_ms: float) -> None:
         timings = prepared.frame.timings_ms
@@ -200,8 +229,9 @@ class Pipeline:
         state = None
         if self.view is not None:
             start = time.perf_counter()
+            adapt = None if self.config.label_transform is None else self.adapt_labels
             state = self.view.show(Shown(frame, prepared.raw_rgb, prepared.label_rgb, neural_rgb, rendered,
-                                         self._latency_ms, self.backend.state(), self.config.mode))
+                                         self._latency_ms, self.backend.state(), self.config.mode, adapt))
             timings["display"] = (time.perf_counter() - start) * 1e3
             if state is not None and state.quit:
                 self._stopped = True
@@ -263,14 +293,15 @@ class Pipeline:
 
     def _callback(self, on_frame: Callable[[Presented], bool | None] | None, prepared: Prepared,
                   neural_rgb: np.ndarray | None, state: InputState | None) -> None:
-        if on_frame is not None and on_frame(Presented(prepared.frame, prepared.label_ids, neural_rgb, state)) is False:
+        if on_frame is not None and on_frame(Presented(prepared.frame, prepared.label_ids, neural_rgb, state,
+                                                     prepared.render_label_ids)) is False:
             self._stopped = True
 
     def _run_lockstep_serial(self, max_frames: int | None, on_frame: Any) -> None:
         while not self._done(self._presented_this_run, max_frames):
             prepared = self._acquire()
             start = time.perf_counter()
-            result = self.backend.render(prepared.label_ids, prepared.instance_ids, prepared.frame.frame_id)
+            result = self.backend.render(prepared.render_label_ids, prepared.instance_ids, prepared.frame.frame_id)
             self._account_render(prepared, result, (time.perf_counter() - start) * 1e3)
             state = self._present(prepared, result.rgb)
             self._callback(on_frame, prepared, result.rgb, state)
@@ -283,7 +314,7 @@ class Pipeline:
             while len(in_flight) < self.config.in_flight and not self._done(acquired, max_frames):
                 prepared = self._acquire()
                 acquired += 1
-                self.backend.send(prepared.label_ids, prepared.instance_ids, prepared.frame.frame_id)
+                self.backend.send(prepared.render_label_ids, prepared.instance_ids, prepared.frame.frame_id)
                 in_flight.append(prepared)
             if not in_flight:
                 return
@@ -302,7 +333,7 @@ class Pipeline:
         while not self._done(self._presented_this_run, max_frames):
             prepared = self._acquire()
             start = time.perf_counter()
-            self.backend.submit(prepared.label_ids, prepared.instance_ids, prepared.frame.frame_id)
+            self.backend.submit(prepared.render_label_ids, prepared.instance_ids, prepared.frame.frame_id)
             result = self.backend.latest()
             prepared.frame.timings_ms["submit"] = (time.perf_counter() - start) * 1e3
             if result is not None:

@@ -10,7 +10,8 @@ scenario onto a RunSpec) all call `open_run(spec)`:
 It opens, in this order and closes in reverse: the CPU split (this process on the lower half of
 the CPUs, the worker it starts on the upper half), the render backend (a worker we start, a
 running one, or the renderer in-process), the source (built-in world, live CARLA or a replayed run
-folder), the display and the recorder. It also owns the run folder: run.json's facts, and
+folder), the display and the recorder; the label transform (`AdaptSpec`) goes into the pipeline,
+between remap and the renderer. It also owns the run folder: run.json's facts, and
 summary.json's pipeline and worker figures (restarts included) for every command alike.
 """
 
@@ -30,6 +31,7 @@ from carla_neural.sources.replay import ReplaySource
 from renderer.protocol import StyleChoice
 
 if TYPE_CHECKING:
+    from carla_neural.label_transform import LabelTransformConfig
     from carla_neural.sources.carla_source import CarlaConfig
     from carla_neural.sources.world import WorldConfig
 
@@ -102,6 +104,25 @@ class RecordSpec:
 
 
 @dataclass(frozen=True)
+class AdaptSpec:
+    """The label transform between remap and the renderer (carla_neural.label_transform).
+
+    enabled: applied from the first frame; False keeps it ready for drive's toggle key.
+    config: its settings (load_transform_config: the calibrated ones by default).
+    config_file: the file they came from, for run.json.
+    """
+
+    config: "LabelTransformConfig"
+    enabled: bool = True
+    config_file: Path | None = None
+
+    def facts(self) -> dict[str, Any]:
+        """run.json's `label_transform`: on or off, the file and the full config."""
+        return {"enabled": self.enabled, "config_file": str(self.config_file) if self.config_file else None,
+                "config": self.config.model_dump(mode="json")}
+
+
+@dataclass(frozen=True)
 class RunSpec:
     """One run: what to open, how to run it, and the facts for run.json."""
 
@@ -115,6 +136,7 @@ class RunSpec:
     record: RecordSpec | None = None
     max_fps: float | None = None
     step_s: float = 0.05  # simulated seconds per frame where the source has no fixed step of its own
+    adapt: AdaptSpec | None = None  # None: no label transform (and none to switch on)
     run_info: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -202,8 +224,36 @@ def open_run(spec: RunSpec, summary_extra: Mapping[str, Any] | None = None) -> I
             stack.callback(run._finish, dict(summary_extra or {}))
         run.pipeline = Pipeline(run.source, run.backend, run.view, run.recorder, PipelineConfig(
             mode=spec.mode, record_flow=run.recorder is not None and "flow" in sensors_of(run.source),
+            label_transform=_label_transform(spec.adapt), adapt_labels=spec.adapt is not None and spec.adapt.enabled,
             max_fps=spec.max_fps))
         yield run
+
+
+def adapt_spec(enabled: bool | None, config_file: str | Path | None = None,
+               keep_off: bool = False) -> AdaptSpec | None:
+    """The label transform of a run: its config read from `config_file` (default: the calibrated
+    one); `enabled` None: on when a config file is given. None when off, unless `keep_off`
+    (drive: a key switches it on later).
+
+    Raises TransformConfigError (a ValueError naming the file and the field) for a bad file, so
+    that a command fails before it writes anything.
+    """
+    from carla_neural.label_transform import CALIBRATED_CONFIG, load_transform_config
+
+    if enabled is None:
+        enabled = config_file is not None
+    if not enabled and not keep_off:
+        return None
+    path = Path(config_file) if config_file is not None else CALIBRATED_CONFIG
+    return AdaptSpec(config=load_transform_config(path), enabled=enabled, config_file=path)
+
+
+def _label_transform(spec: AdaptSpec | None) -> Any:
+    if spec is None:
+        return None
+    from carla_neural.label_transform import LabelTransform
+
+    return LabelTransform(spec.config)
 
 
 def _open_backend(run: Run, stack: contextlib.ExitStack) -> None:
@@ -277,6 +327,7 @@ def _open_recorder(run: Run) -> Any:
         **run.renderer_facts(),
         "cpu_split": run.split.describe() if run.split else None,
         "worker": dict(run.client.facts) if run.client is not None else {},
+        "label_transform": spec.adapt.facts() if spec.adapt is not None else {"enabled": False},
         **dict(spec.run_info),
     }
     return Recorder(spec.record.out_dir, RecorderConfig(fps=1.0 / run.step_s, videos=videos, png=png_kinds),

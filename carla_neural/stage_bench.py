@@ -7,7 +7,9 @@
 
 Stages (milliseconds per frame, median): world (built-in world tick with the sensors the demo
 uses: semantic, instance, RGB; `world_all_sensors_ms` adds depth and flow), remap (label
-ids, instance ids, palette, RGB), transport (ZeroMQ round trip to a worker process minus the
+ids, instance ids, palette, RGB), adapt (the calibrated label transform,
+carla_neural.label_transform, on the same label ids: what `--adapt-labels` adds between remap and
+the renderer; not in the end-to-end run, which runs as the demo does by default), transport (ZeroMQ round trip to a worker process minus the
 worker's render time, one frame at a time), render (in-process renderer step with all CPUs,
 or --threads), display (headless pygame draw + poll), record (all four H.264 videos, synchronous).
 
@@ -94,6 +96,7 @@ def bench_size(width: int, height: int, checkpoint: str, device: str, frames: in
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     from carla_neural.backends import InProcessBackend
     from carla_neural.display import Display
+    from carla_neural.label_transform import LabelTransform, load_transform_config
     from carla_neural.recorder import FrameRecord, Recorder, RecorderConfig
     from carla_neural.remap import Remapper, colorize_label_ids
     from carla_neural.runs import BackendSpec, DisplaySpec, RecordSpec, RunSpec, demo_world, open_run
@@ -118,6 +121,9 @@ def bench_size(width: int, height: int, checkpoint: str, device: str, frames: in
         bgra_to_rgb(frame.rgb_bgra)
 
     result["remap_ms"] = _median_ms(remap, frames, warmup=2)
+    transform = LabelTransform(load_transform_config())
+    frame_ids = [remapper.label_ids(frame.semantic_bgra) for frame in world_frames]
+    result["adapt_ms"] = _median_ms(lambda index: transform(frame_ids[index % len(frame_ids)]), frames, warmup=2)
     frame = world_frames[-1]
     label_ids = remapper.label_ids(frame.semantic_bgra)
     instance_ids = remapper.instance_ids(frame.instance_bgra)
@@ -225,7 +231,7 @@ def command(json_path: Path | None, sizes: list[tuple[int, int]], checkpoint: st
         "checkpoint": checkpoint,
         "sizes": [],
     }
-    header = ("size", "world", "remap", "transport", "render", "display", "record", "worker alone fps",
+    header = ("size", "world", "remap", "adapt", "transport", "render", "display", "record", "worker alone fps",
               "renderer fps in run", "e2e fps", "overhead %", "vs worker alone %", "vs renderer alone %")
     click.echo(" | ".join(header))
     for width, height in sizes:
@@ -233,7 +239,7 @@ def command(json_path: Path | None, sizes: list[tuple[int, int]], checkpoint: st
                              threads)
         results["sizes"].append(figures)
         click.echo(" | ".join(str(figures.get(key, "-")) for key in (
-            "size", "world_ms", "remap_ms", "transport_ms", "render_ms", "display_ms", "record_ms",
+            "size", "world_ms", "remap_ms", "adapt_ms", "transport_ms", "render_ms", "display_ms", "record_ms",
             "worker_alone_fps", "renderer_fps", "e2e_fps", "overhead_pct", "vs_worker_alone_pct",
             "vs_alone_pct")))
     if any(figures.get("cpu_split") for figures in results["sizes"]):

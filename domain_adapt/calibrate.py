@@ -1,6 +1,6 @@
 """Calibrate the label transform on the reference statistics and a simulator recording.
 
-`python -m domain_adapt.calibrate SIM [--out domain_adapt/reference/label_transform.json]`
+`python -m domain_adapt.calibrate SIM [--out carla_neural/assets/label_transform.json]`
 
 - class map: every labelId the reference never holds goes to its plausible class
   (`transform.PLAUSIBLE_CLASS`);
@@ -26,7 +26,7 @@ from typing import Any
 from domain_adapt.gap import DEFAULT_REFERENCE, compare, load_stats
 from domain_adapt.measure import measure_sequences
 from domain_adapt.sequences import find_sequences
-from domain_adapt.transform import CALIBRATED_CONFIG, PLAUSIBLE_CLASS, LabelTransform, LabelTransformConfig
+from carla_neural.label_transform import CALIBRATED_CONFIG, PLAUSIBLE_CLASS, LabelTransform, LabelTransformConfig
 
 MEDIAN_KERNELS = (0, 3)
 JITTERS_PX = (0.0, 1.0, 2.0, 3.0)

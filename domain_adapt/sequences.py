@@ -25,11 +25,13 @@ class GapInputError(ValueError):
 
 @dataclass
 class LabelSequence:
-    """One sequence's label PNGs and, where present, its instance PNGs (same count, same order)."""
+    """One sequence's label PNGs and, where present, its instance PNGs and backward-flow PNGs (KITTI
+    encoding, as `record` writes them; same count, same order)."""
 
     name: str
     label_paths: list[Path]
     instance_paths: list[Path] | None = None
+    flow_paths: list[Path] | None = None
 
     def __len__(self) -> int:
         return len(self.label_paths)
@@ -52,12 +54,16 @@ def _run_folder(run: Path) -> LabelSequence:
                 recorded = ""
         raise GapInputError(f"{labels_dir}/ holds no label PNGs{recorded}: record the run with --png "
                             "(the default of `carla-neural record`)")
-    instances_dir = run / "frames" / "instance_ids"
-    instances = None
-    if instances_dir.is_dir():
-        by_name = [instances_dir / path.name for path in labels]
-        instances = by_name if all(p.is_file() for p in by_name) else None
-    return LabelSequence(run.name, labels, instances)
+    return LabelSequence(run.name, labels, _beside(run / "frames" / "instance_ids", labels),
+                         _beside(run / "frames" / "flow", labels))
+
+
+def _beside(folder: Path, labels: list[Path]) -> list[Path] | None:
+    """The files of `folder` named as the label PNGs, when every one is there; else None."""
+    if not folder.is_dir():
+        return None
+    by_name = [folder / path.name for path in labels]
+    return by_name if all(p.is_file() for p in by_name) else None
 
 
 def _nvidia_layout(root: Path) -> list[LabelSequence]:
@@ -74,7 +80,8 @@ def _nvidia_layout(root: Path) -> list[LabelSequence]:
             if instances is not None and len(instances) != len(labels):
                 raise GapInputError(f"{inst_root / seq_dir.name} holds {len(instances)} instance maps for "
                                     f"{len(labels)} label maps in {seq_dir}; give one per frame or none")
-            sequences.append(LabelSequence(f"{phase}_A/{seq_dir.name}", labels, instances))
+            flows = _beside(root / f"{phase}_flow" / seq_dir.name, labels)
+            sequences.append(LabelSequence(f"{phase}_A/{seq_dir.name}", labels, instances, flows))
     return sequences
 
 

@@ -286,10 +286,14 @@ class Cameras(StrictModel):
 
 
 class Rendering(StrictModel):
-    """Which generator renders the run and with which engine."""
+    """Which generator renders the run, with which engine, and whether the label transform
+    (carla_neural.label_transform) goes between remap and the renderer."""
 
     checkpoint: str = "bundled"
     engine: Literal["torch", "compile", "onnx", "openvino", "tensorrt"] = "torch"
+    adapt_labels: bool = False
+    # A label transform config JSON (relative to the working directory); None: the calibrated one.
+    transform_config: str | None = None
 
 
 class Scenario(StrictModel):

@@ -65,6 +65,64 @@ def openvino_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def two_colour_segmenter(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny segmenter folder (working size 64x32) fitted in a second to tell two_colour_frame's red
+    road from its blue sky: a judge that answers to the colours a generator paints."""
+    import torch
+
+    from renderer.segmenter import Segmenter, SegmenterConfig, label_ids_to_train_ids, save_segmenter
+
+    torch.manual_seed(0)
+    model = Segmenter(SegmenterConfig(stem=8, widths=(8, 16, 16), deep_blocks=1, decoder=8, input_width=64,
+                                      input_height=32))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    rng = np.random.default_rng(1)
+    for _ in range(40):
+        frames = [two_colour_frame(rng, 64, 32) for _ in range(4)]
+        rgb = torch.from_numpy(np.stack([f[0] for f in frames])).permute(0, 3, 1, 2).float() / 255
+        target = torch.from_numpy(np.stack([label_ids_to_train_ids(f[1]) for f in frames])).long()
+        loss = torch.nn.functional.cross_entropy(model(rgb), target, ignore_index=255)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return save_segmenter(model.eval(), tmp_path_factory.mktemp("segmenter") / "two_colour")
+
+
+def write_two_colour_run(out_dir: Path, frames: int = 4, flow: bool = True) -> Path:
+    """A `record`-style run folder of simulator maps at 64x32 (frames/label_ids, instance_ids and,
+    with `flow`, flow): road below sky and a car driving right 2 px a frame, and the backward flow
+    of that motion."""
+    import cv2
+
+    from renderer.flow_png import write_flow_png
+
+    kinds = ("label_ids", "instance_ids") + (("flow",) if flow else ())
+    for kind in kinds:
+        (out_dir / "frames" / kind).mkdir(parents=True, exist_ok=True)
+    for t in range(frames):
+        labels = np.full((32, 64), ROAD_ID, np.uint8)
+        labels[:12] = SKY_ID
+        labels[18:26, 10 + 2 * t:24 + 2 * t] = 26
+        instances = labels.astype(np.uint16)
+        instances[labels == 26] = 26001
+        flow_px = np.zeros((32, 64, 2), np.float32)
+        flow_px[labels == 26, 0] = -2.0 if t > 0 else 0.0
+        name = f"{t:06d}.png"
+        cv2.imwrite(str(out_dir / "frames" / "label_ids" / name), labels)
+        cv2.imwrite(str(out_dir / "frames" / "instance_ids" / name), instances)
+        if flow:
+            write_flow_png(out_dir / "frames" / "flow" / name, flow_px)
+    (out_dir / "run.json").write_text('{"source": "test", "png": ' + str(list(kinds)).replace("'", '"') + "}")
+    return out_dir
+
+
+@pytest.fixture(scope="session")
+def make_two_colour_run():
+    """write_two_colour_run, for the tests of `adapt`."""
+    return write_two_colour_run
+
+
+@pytest.fixture(scope="session")
 def tiny_style_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny checkpoint with styles (feature encoder of 3 channels, random weights) and a style
     bank of 2 styles set far apart (style 1 is style 0 negated; both differ from class to class,

@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "dataset": ("carla_neural.cli.dataset", "Export datasets in NVIDIA's vid2vid layout."),
     "train": ("carla_neural.cli.train", "Train or fine-tune a vid2vid generator."),
     "train-bundled": ("carla_neural.cli.train_bundled", "Train the bundled lite model (make model)."),
+    "adapt": ("carla_neural.cli.adapt", "Fine-tune a generator on simulator label maps against unpaired real video."),
     "gap": ("carla_neural.cli.gap", "Label-map gap metrics of a run vs real maps -> gap.json + report.html."),
     "gap-reference": ("carla_neural.cli.gap_reference", "Make the reference statistics of real label maps."),
     "train-segmenter": ("carla_neural.cli.train_segmenter", "Train the segmenter for semantic consistency."),

@@ -1,5 +1,5 @@
-"""What `drive` and `record` share: source and render options, the errors shown without a
-traceback, and SIGTERM handling."""
+"""What `drive`, `record` (and `demo`) share: source, render and label-transform options, the
+errors shown without a traceback, and SIGTERM handling."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import logging
 import signal
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -66,6 +67,23 @@ def render_options(command: Command) -> Command:
     for option in reversed(options):
         command = option(command)
     return threads_option(cpu_split_option(command))
+
+
+def adapt_options(command: Command) -> Command:
+    """--adapt-labels/--no-adapt-labels, --transform-config."""
+    options = [
+        click.option("--adapt-labels/--no-adapt-labels", default=None,
+                     help="Pass the label ids through the label transform (carla_neural.label_transform: "
+                          "classes the real maps lack, boundaries, specks) before the renderer (default: "
+                          "off, or the scenario's rendering.adapt_labels). The recorded label PNGs stay "
+                          "the simulator's; the labels panel and video show what the renderer got."),
+        click.option("--transform-config", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                     metavar="FILE", help="Label transform config JSON (default: the scenario's "
+                     "rendering.transform_config, else the calibrated one); implies --adapt-labels."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
 
 
 def cpu_split_option(command: Command) -> Command:

@@ -42,10 +42,15 @@ def _parse_metrics(value: str) -> tuple[str, ...]:
 @click.option("--device", default="cpu", show_default=True, help="Torch device for InceptionV3 (cpu, cuda).")
 @click.option("--segmenter", default="bundled", show_default=True,
               help="Segmenter for seg: bundled, or a folder from `carla-neural train-segmenter`.")
+@click.option("--gap/--no-gap", "with_gap", default=True, show_default=True,
+              help="Also report the gap metrics of the run's label maps vs real ones (carla-neural gap), "
+                   "and after its label transform when it was recorded with one.")
+@click.option("--gap-reference", type=click.Path(path_type=Path), default=None,
+              help="Statistics JSON for the gap metrics (default: the shipped Cityscapes statistics).")
 @threads_option
 def command(run: Path, real_dir: Path | None, out_dir: Path | None, metrics: str, fid_stride: int,
             fid_max_frames: int, fid_frames: int | None, max_real: int | None, dis_preset: str, device: str,
-            segmenter: str, threads: int | None) -> None:
+            segmenter: str, with_gap: bool, gap_reference: Path | None, threads: int | None) -> None:
     """Compare raw and neural frames of the run folder RUN (from `carla-neural record`).
 
     RUN may be a style sweep (`record --styles`): every style's run is compared, and RUN gets
@@ -64,13 +69,14 @@ def command(run: Path, real_dir: Path | None, out_dir: Path | None, metrics: str
                                  dis_preset=dis_preset, device=device, segmenter=segmenter)
     except ValueError as error:
         raise click.ClickException(str(error)) from error
+    gap = (gap_reference,) if with_gap else None
     if is_style_sweep(run):
-        _compare_sweep(run, options, out_dir)
+        _compare_sweep(run, options, out_dir, gap)
     else:
-        _compare_one(run, options, out_dir)
+        _compare_one(run, options, out_dir, gap)
 
 
-def _compare_sweep(sweep: Path, options, out_dir: Path | None) -> None:
+def _compare_sweep(sweep: Path, options, out_dir: Path | None, gap: tuple[Path | None] | None) -> None:
     """Compare every style run of a sweep, then write the sweep's figures and picture."""
     import json
 
@@ -81,7 +87,7 @@ def _compare_sweep(sweep: Path, options, out_dir: Path | None) -> None:
         runs = sweep_runs(sweep)
     except ValueError as error:
         raise click.ClickException(str(error)) from None
-    metrics = {style: _compare_one(run, options, None if out_dir is None else out_dir / run.name)
+    metrics = {style: _compare_one(run, options, None if out_dir is None else out_dir / run.name, gap)
                for style, run in runs.items()}
     target = out_dir or sweep
     target.mkdir(parents=True, exist_ok=True)
@@ -95,8 +101,11 @@ def _compare_sweep(sweep: Path, options, out_dir: Path | None) -> None:
                f"{spread or '-'}; wrote {summary_path}, {picture}")
 
 
-def _compare_one(run: Path, options, out_dir: Path | None) -> dict:
-    """Compare one run folder, write its report and print the closing line; returns its metrics."""
+def _compare_one(run: Path, options, out_dir: Path | None, gap: tuple[Path | None] | None) -> dict:
+    """Compare one run folder, write its report and print the closing line; returns its metrics.
+    ``gap``: (the gap statistics, None for the shipped ones) to add the label-map gap, or None."""
+    with_gap = gap is not None
+    gap_reference = gap[0] if gap is not None else None
     from tqdm import tqdm
 
     from carla_neural.compare import RunFolder, RunFolderError, compare_run, write_report
@@ -107,12 +116,21 @@ def _compare_one(run: Path, options, out_dir: Path | None) -> dict:
     try:
         run_folder = RunFolder(run)
         check_inputs(run_folder, options)  # before the progress bar, so errors stand alone
+        if with_gap:
+            from domain_adapt.gap import DEFAULT_REFERENCE, load_stats
+
+            gap_reference = gap_reference or DEFAULT_REFERENCE
+            load_stats(gap_reference)  # a bad reference fails here, before anything is computed
         total = len(run_folder)
         if options.real_dir is not None:
             real_count = count_images(options.real_dir)
             total += min(real_count, options.max_real) if options.max_real else real_count
         with tqdm(total=total, unit="frame", desc="frames", dynamic_ncols=True) as progress:
             result = compare_run(run, options, progress)
+        if with_gap:
+            from domain_adapt.run_gap import run_gap
+
+            result.metrics["label_gap"] = run_gap(run, gap_reference)
         paths = write_report(result, run_folder, out_dir or run)
     except (RunFolderError, ValueError, FileNotFoundError) as error:
         raise click.ClickException(str(error)) from error
@@ -127,6 +145,14 @@ def _compare_one(run: Path, options, out_dir: Path | None) -> dict:
         parts.append(f"seg mIoU neural {seg['neural']['miou']:.3f} raw {seg['raw']['miou']:.3f}")
     if "fid" in summary:
         parts.append(f"FID neural-raw {summary['fid']['neural_vs_raw']:.1f}")
+    if "label_gap" in summary:
+        label_gap = summary["label_gap"]
+        if "absent" in label_gap:
+            parts.append("no gap metrics (no label PNGs)")
+        else:
+            js = {variant: gap["classes"]["js_divergence"] for variant, gap in label_gap["gap"].items()}
+            parts.append("label gap class JS " + ", ".join(f"{variant.replace('_', ' ')} {value}"
+                                                         for variant, value in js.items()))
     click.echo(f"compare: {', '.join(parts)} in {time.perf_counter() - started:.1f} s; wrote "
                f"{paths.metrics_json}, {paths.report_html}, {len(paths.plots)} plots in {paths.report_html.parent / 'plots'}")
     return summary

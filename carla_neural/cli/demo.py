@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from carla_neural.cli._live import cpu_split_option
+from carla_neural.cli._live import adapt_options, cpu_split_option
 from carla_neural.cli.options import WxH, threads_option
 from carla_neural.cli.style_options import resolve_style, style_options
 
@@ -55,9 +55,11 @@ def _checkpoint_facts(checkpoint: str) -> str:
 @style_options
 @cpu_split_option
 @threads_option
+@adapt_options
 def command(frame_count: int, size: tuple[int, int], checkpoint: str, headless: bool, out_dir: Path, seed: int,
             engine: str, device: str, png: bool, style_index: int | None, style_photo: Path | None,
-            style_labels: Path | None, cpu_split: bool, threads: int | None) -> None:
+            style_labels: Path | None, cpu_split: bool, threads: int | None, adapt_labels: bool | None,
+            transform_config: Path | None) -> None:
     """Built-in world -> render worker -> display and recorder, every frame rendered (lock-step).
 
     Needs no CARLA server: the built-in world drives a car through procedural streets and emits
@@ -68,13 +70,18 @@ def command(frame_count: int, size: tuple[int, int], checkpoint: str, headless: 
 
     from carla_neural.cpu_split import plan_split
     from carla_neural.display import has_screen
-    from carla_neural.runs import BackendSpec, DisplaySpec, RecordSpec, RunSpec, demo_world, open_run
+    from carla_neural.label_transform import TransformConfigError
+    from carla_neural.runs import BackendSpec, DisplaySpec, RecordSpec, RunSpec, adapt_spec, demo_world, open_run
     from carla_neural.sources.world.builtin import FIXED_DELTA_S
     from carla_neural.worker_supervisor import WorkerStartError
 
     width, height = size
     checkpoint_path = _checkpoint_facts(checkpoint)
     style = resolve_style(checkpoint_path, style_index, style_photo, style_labels)
+    try:
+        adapt = adapt_spec(adapt_labels, transform_config)
+    except TransformConfigError as error:
+        raise click.ClickException(str(error)) from None
     out_dir.mkdir(parents=True, exist_ok=True)
     _clear_previous_run(out_dir)
     headless = headless or not has_screen()
@@ -84,7 +91,7 @@ def command(frame_count: int, size: tuple[int, int], checkpoint: str, headless: 
                             threads=threads, worker_log=out_dir / "worker.log", style=style),
         size=size, mode="lockstep", frames=frame_count,
         display=DisplaySpec(title="carla-neural demo", headless=headless),
-        record=RecordSpec(out_dir, png=png),
+        record=RecordSpec(out_dir, png=png), adapt=adapt,
         # On a screen, play no faster than real time; headless, as fast as it goes.
         max_fps=None if headless else 1.0 / FIXED_DELTA_S,
         run_info={"source": "builtin", "seed": seed, "checkpoint": checkpoint_path, "engine": engine,

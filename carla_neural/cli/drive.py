@@ -1,7 +1,8 @@
 """`carla-neural drive`: drive a car with live neural rendering (latest-wins) in a pygame window.
 
 Keys as in CARLA's manual_control.py: W/S/A/D or arrows, Q reverse, Space hand brake,
-P autopilot, C / Shift+C weather, TAB camera position, F1 HUD, H help, 1/2/3 panels, Esc quit.
+P autopilot, C / Shift+C weather, TAB camera position, F1 HUD, H help, 1/2/3 panels, Esc quit;
+and T: the label transform on/off (shown in the HUD).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import click
 
 from carla_neural.cli._live import (
+    adapt_options,
     backend_spec,
     render_options,
     source_options,
@@ -82,10 +84,12 @@ def post_scripted_keys(presses: list[KeyPress], frame_index: int) -> None:
 
 
 class DriveSession:
-    """The driving loop's extras around the pipeline: HUD lines, distance, key script."""
+    """The driving loop's extras around the pipeline: HUD lines, distance, key script, and the
+    label transform's key (T), which switches it in `pipeline` from the next frame."""
 
-    def __init__(self, source: Any, presses: list[KeyPress]) -> None:
+    def __init__(self, source: Any, presses: list[KeyPress], pipeline: Any = None) -> None:
         self.source = source
+        self.pipeline = pipeline
         self.presses = presses
         self.frames = 0
         self.distance_m = 0.0
@@ -99,7 +103,12 @@ class DriveSession:
                 "camera": self.source.mount}
 
     def on_frame(self, presented: Presented) -> None:
-        """Per shown frame: track the ego, post the next scripted keys."""
+        """Per shown frame: track the ego, switch the label transform on T, post the next scripted keys."""
+        from carla_neural.display.keys import Action
+
+        if presented.input is not None and Action.TOGGLE_ADAPT in presented.input.actions \
+                and self.pipeline is not None and self.pipeline.config.label_transform is not None:
+            self.pipeline.set_adapt_labels(not self.pipeline.adapt_labels)
         ego = presented.frame.ego
         if ego is not None:
             self.speed_kmh = ego.speed_mps * 3.6
@@ -162,16 +171,18 @@ class StyleCycler:
 @click.option("--headless", is_flag=True, help="Draw off-screen (no window), e.g. with --frames for a smoke test.")
 @click.option("--screenshot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Save the last window contents (all panels and the HUD) as a PNG.")
+@adapt_options
 def command(world: str, host: str, port: int, timeout_s: float, checkpoint: str | None,
             engine: str | None, device: str, worker_endpoint: str | None, cpu_split: bool, threads: int | None,
             style_index: int | None, style_photo: Path | None, style_labels: Path | None,
             scenario_ref: str | None, map_name: str | None, size: tuple[int, int] | None, fov: float | None,
             vehicles: int | None, walkers: int | None, autopilot: bool, frames: int | None,
-            key_script: str, headless: bool, screenshot: Path | None) -> None:
+            key_script: str, headless: bool, screenshot: Path | None, adapt_labels: bool | None,
+            transform_config: Path | None) -> None:
     """Drive with neural rendering live: raw | labels | neural side by side, HUD, manual_control keys."""
     from carla_neural.display.keys import Action
     from carla_neural.runs import DisplaySpec, RunSpec, open_run
-    from scenarios.runner import check_carla, drive_scenario, source_spec
+    from scenarios.runner import check_carla, drive_scenario, scenario_adapt, source_spec
 
     presses = parse_key_script(key_script) if key_script else []
     try:
@@ -181,16 +192,18 @@ def command(world: str, host: str, port: int, timeout_s: float, checkpoint: str 
         style = resolve_style(chosen, style_index, style_photo, style_labels)
         backend = backend_spec(chosen, engine or scenario.rendering.engine,
                                device, worker_endpoint, cpu_split, threads, style=style)
+        # Always configured, off unless asked for, so that T can switch it on.
+        adapt = scenario_adapt(scenario, adapt_labels, transform_config, keep_off=True)
         if world == "carla":
             check_carla(host, port, timeout_s)  # fail fast, before starting the worker
         spec = RunSpec(command="drive", source=source_spec(scenario, world, host, port, timeout_s),
                        backend=backend, size=(scenario.cameras.width, scenario.cameras.height), mode="latest",
-                       frames=frames, step_s=scenario.fixed_delta_s,
+                       frames=frames, step_s=scenario.fixed_delta_s, adapt=adapt,
                        display=DisplaySpec(title="carla-neural drive: {source}",
                                            headless=True if headless else None, autopilot=autopilot))
         with terminate_as_interrupt(), open_run(spec) as run:
             source = run.source
-            session = DriveSession(source, presses)
+            session = DriveSession(source, presses, run.pipeline)
             cycler = StyleCycler(run.backend, chosen, _style_count(chosen), style)
             run.view.hud_extra = lambda: {**session.hud_rows(), "style": cycler.label}
             run.view.on_action[Action.NEXT_STYLE] = cycler.next
@@ -211,7 +224,9 @@ def command(world: str, host: str, port: int, timeout_s: float, checkpoint: str 
         f"drove {summary['frames']} frames on {run.source_text} with {run.backend_text}: "
         f"{session.distance_m:.1f} m, sim {summary['fps']} fps, "
         f"weather {source.weather or '-'}, camera {mount or '-'}, "
-        f"autopilot {'on' if run.display.keyboard.autopilot else 'off'}, {'no style' if cycler.current is None else cycler.label}"
+        f"autopilot {'on' if run.display.keyboard.autopilot else 'off'}, "
+        f"label transform {'on' if run.pipeline.adapt_labels else 'off'}, "
+        f"{'no style' if cycler.current is None else cycler.label}"
     )
 
 

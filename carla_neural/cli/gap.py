@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -14,17 +13,6 @@ def sequence_names(value: str | None) -> list[str] | None:
     return [name.strip() for name in value.split(",") if name.strip()] if value else None
 
 
-def _run_camera(sim: Path) -> dict[str, Any]:
-    run_json = sim / "run.json"
-    if not run_json.is_file():
-        return {}
-    try:
-        cameras = json.loads(run_json.read_text(encoding="utf-8")).get("scenario_definition", {}).get("cameras", {})
-    except json.JSONDecodeError:
-        return {}
-    return {key: cameras[key] for key in ("mount", "fov", "width", "height") if key in cameras}
-
-
 @click.command(name="gap")
 @click.argument("sim", type=click.Path(path_type=Path))
 @click.option("--reference", type=click.Path(path_type=Path), default=None,
@@ -33,7 +21,7 @@ def _run_camera(sim: Path) -> dict[str, Any]:
 @click.option("--sequences", default=None, help="Comma-separated sequence names of SIM to measure "
               "(NVIDIA layout: e.g. train_A/seq0004; default: all).")
 @click.option("--adapt-labels/--no-adapt-labels", default=False, show_default=True,
-              help="Measure SIM's maps after the label transform (domain_adapt.transform).")
+              help="Measure SIM's maps after the label transform (carla_neural.label_transform).")
 @click.option("--transform-config", type=click.Path(path_type=Path), default=None,
               help="Label transform config JSON (default: the calibrated one); implies --adapt-labels.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
@@ -41,19 +29,19 @@ def _run_camera(sim: Path) -> dict[str, Any]:
 def command(sim: Path, reference: Path | None, sequences: str | None, adapt_labels: bool,
             transform_config: Path | None, out: Path) -> None:
     """Measure the label maps of SIM (a run folder or an NVIDIA-layout dataset) against real maps."""
-    from domain_adapt.fit_mount import MOUNT_FIT
+    from carla_neural.label_transform import LabelTransform, TransformConfigError, load_transform_config
     from domain_adapt.gap import DEFAULT_REFERENCE, compare, load_stats
     from domain_adapt.measure import measure_sequences
     from domain_adapt.report import write_gap_report
+    from domain_adapt.run_gap import load_mount_fit, run_camera
     from domain_adapt.sequences import GapInputError, find_sequences
-    from domain_adapt.transform import LabelTransform, TransformConfigError, load_transform_config
 
     # Every input is checked before anything is written.
     try:
         reference_doc = load_stats(reference or DEFAULT_REFERENCE)
         found = find_sequences(sim, sequence_names(sequences))
         transform = None
-        origin: dict[str, Any] = {"path": str(sim), "camera": _run_camera(sim)}
+        origin: dict[str, Any] = {"path": str(sim), "camera": run_camera(sim)}
         if adapt_labels or transform_config is not None:
             config = load_transform_config(transform_config)
             transform = LabelTransform(config)
@@ -61,9 +49,6 @@ def command(sim: Path, reference: Path | None, sequences: str | None, adapt_labe
         sim_doc = measure_sequences(found, transform, origin)
     except (GapInputError, TransformConfigError) as error:
         raise click.ClickException(str(error)) from None
-    mount_fit = None
-    if MOUNT_FIT.is_file():
-        mount_fit = json.loads(MOUNT_FIT.read_text(encoding="utf-8"))
-    gap = compare(sim_doc, reference_doc, mount_fit)
+    gap = compare(sim_doc, reference_doc, load_mount_fit())
     paths = write_gap_report(gap, sim_doc, reference_doc, out)
     click.echo(f"gap: {sim_doc['frames']} frames: {gap['summary']} -> {paths.gap_json}, {paths.report_html}")

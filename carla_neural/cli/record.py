@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from carla_neural.cli._live import (
+    adapt_options,
     backend_spec,
     render_options,
     source_options,
@@ -41,11 +42,12 @@ log = logging.getLogger(__name__)
 @style_options
 @source_options
 @render_options
+@adapt_options
 def command(scenario_ref: str | None, out_dir: Path, frames: int | None, png: bool, overwrite: bool,
             replay_dir: Path | None, style_list: str | None, style_index: int | None, style_photo: Path | None,
             style_labels: Path | None, world: str, host: str, port: int, timeout_s: float, checkpoint: str | None,
             engine: str | None, device: str, worker_endpoint: str | None, cpu_split: bool,
-            threads: int | None) -> None:
+            threads: int | None, adapt_labels: bool | None, transform_config: Path | None) -> None:
     """Run SCENARIO (a YAML file or a built-in name such as urban_day) and record it.
 
     Every frame is rendered, in order (lock-step). Built-in scenarios: urban_day, rain_night,
@@ -81,7 +83,7 @@ def command(scenario_ref: str | None, out_dir: Path, frames: int | None, png: bo
             # The sweep's later styles replay the first one's label maps: identical label video.
             source_run = replay_dir if index == 0 else targets[0]
             _record_one(scenario, backend, target, world, host, port, timeout_s, source_run, frames,
-                        png or (bool(styles) and index == 0))
+                        png or (bool(styles) and index == 0), adapt_labels, transform_config)
     except user_errors() as error:
         log.debug("record failed", exc_info=True)
         raise click.ClickException(str(error)) from None
@@ -114,13 +116,15 @@ def _parse_styles(value: str | None) -> list[int | str]:
 
 
 def _record_one(scenario, backend, out_dir: Path, world: str, host: str, port: int, timeout_s: float,
-                replay_dir: Path | None, frames: int | None, png: bool) -> None:
+                replay_dir: Path | None, frames: int | None, png: bool, adapt_labels: bool | None,
+                transform_config: Path | None) -> None:
     """Record one run of ``scenario`` into ``out_dir`` and print its closing line."""
     from carla_neural.runs import open_run
     from scenarios.runner import record_spec
 
     spec = record_spec(scenario, backend, out_dir, world=world, host=host, port=port, timeout_s=timeout_s,
-                       replay_dir=replay_dir, frames=frames, png=png)
+                       replay_dir=replay_dir, frames=frames, png=png, adapt_labels=adapt_labels,
+                       transform_config=transform_config)
     try:
         with terminate_as_interrupt(), open_run(spec, summary_extra={"scenario": scenario.name}) as run:
             bar = _progress(run.total_frames or 0)

@@ -27,7 +27,7 @@ from carla_neural.cli.style_options import resolve_style, style_options
 @click.option("--engine", default="torch", show_default=True, help="Renderer engine.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ...")
 @click.option("--adapt-labels/--no-adapt-labels", default=False, show_default=True,
-              help="Pass every label map through the label transform (domain_adapt.transform: classes the "
+              help="Pass every label map through the label transform (carla_neural.label_transform: classes the "
                    "real maps lack, boundary smoothing, specks) before rendering.")
 @click.option("--transform-config", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Label transform config JSON (default: the calibrated one); implies --adapt-labels.")
@@ -66,7 +66,7 @@ def command(checkpoint: str, labels_dir: Path, instances_dir: Path | None, singl
         click.echo(note, err=True)
     label_transform = None
     if adapt_labels or transform_config is not None:
-        from domain_adapt.transform import LabelTransform, TransformConfigError, load_transform_config
+        from carla_neural.label_transform import LabelTransform, TransformConfigError, load_transform_config
 
         try:
             label_transform = LabelTransform(load_transform_config(transform_config))

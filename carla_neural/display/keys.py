@@ -42,6 +42,7 @@ class Action(enum.Enum):
     TOGGLE_RAW = "toggle_raw"
     TOGGLE_LABELS = "toggle_labels"
     TOGGLE_NEURAL = "toggle_neural"
+    TOGGLE_ADAPT = "toggle_adapt"  # the label transform between remap and the renderer
     NEXT_STYLE = "next_style"
 
 
@@ -57,6 +58,7 @@ _RELEASE_ACTIONS = {
     pygame.K_1: Action.TOGGLE_RAW,
     pygame.K_2: Action.TOGGLE_LABELS,
     pygame.K_3: Action.TOGGLE_NEURAL,
+    pygame.K_t: Action.TOGGLE_ADAPT,
     pygame.K_y: Action.NEXT_STYLE,
 }
 
@@ -70,6 +72,7 @@ HELP_LINES = (
     ("C / Shift+C", "next / previous weather"),
     ("TAB", "camera position"),
     ("1 / 2 / 3", "raw / labels / neural panel"),
+    ("T", "label transform on / off"),
     ("Y", "next style (checkpoints with styles)"),
     ("F1", "toggle HUD"),
     ("H", "toggle this help"),

@@ -36,6 +36,7 @@ class Shown:
     latency_ms: float | None  # acquisition to render reply, for the newest render
     worker_state: str
     mode: str
+    adapt: bool | None = None  # the label transform on or off; None: the run has none
 
 
 class RateMeter:
@@ -123,6 +124,9 @@ class LiveView:
         extra = {"mode": shown.mode, "autopilot": "on" if self.controls.autopilot else "off"}
         if (weather := current_weather(self.source)) is not None:
             extra["weather"] = weather
+        if shown.adapt is not None:
+            adapt_ms = shown.frame.timings_ms.get("adapt")
+            extra["adapt"] = "off" if not shown.adapt else "on" if adapt_ms is None else f"on {adapt_ms:.1f} ms"
         if self.hud_extra is not None:
             extra.update(self.hud_extra())
         return HudInfo(sim_fps=self._sim_rate.per_second, render_fps=self._render_rate.per_second,

@@ -6,7 +6,7 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from renderer.training.losses import GANLoss, LossWeights
 
@@ -15,8 +15,52 @@ class ConfigError(ValueError):
     """A configuration value that is out of range; the message names the field and what is allowed."""
 
 
+T = TypeVar("T")
+
+
+def need(config: Any, condition: bool, name: str, allowed: str) -> None:
+    """ConfigError naming field `name` of `config`, its value and what it allows, unless `condition`."""
+    if not condition:
+        raise ConfigError(f"config field {name!r} = {getattr(config, name)!r}: must be {allowed}")
+
+
+def check_weights(weights: Any) -> None:
+    """Every field of a loss-weights dataclass is a number >= 0; ConfigError naming the first that is not."""
+    for name, value in dataclasses.asdict(weights).items():
+        if not value >= 0:
+            raise ConfigError(f"config field 'weights.{name}' = {value}: must be >= 0")
+
+
+class SavedConfig:
+    """A config dataclass that is written as JSON beside the run it configures."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2))
+
+
+def config_from_dict(cls: type[T], values: dict[str, Any], nested: dict[str, type]) -> T:
+    """A config dataclass from a dict (not yet validated); `nested` names fields that are dataclasses
+    themselves. Unknown keys, at either level, are a ConfigError naming the known ones."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(values) - known
+    if unknown:
+        raise ConfigError(f"unknown config field(s) {sorted(unknown)}; known: {sorted(known)}")
+    values = dict(values)
+    for name, field_cls in nested.items():
+        if isinstance(values.get(name), dict):
+            inner = {f.name for f in dataclasses.fields(field_cls)}
+            bad = set(values[name]) - inner
+            if bad:
+                raise ConfigError(f"unknown {name} field(s) {sorted(bad)}; known: {sorted(inner)}")
+            values[name] = field_cls(**values[name])
+    return cls(**values)
+
+
 @dataclass
-class TrainConfig:
+class TrainConfig(SavedConfig):
     """Everything a training run needs; `validate()` checks every field."""
 
     # Data
@@ -85,79 +129,56 @@ class TrainConfig:
 
     def validate(self) -> "TrainConfig":
         """Raise ConfigError on the first bad field; return self."""
-        def need(condition: bool, name: str, allowed: str) -> None:
-            if not condition:
-                raise ConfigError(f"config field {name!r} = {getattr(self, name)!r}: must be {allowed}")
-
-        need(bool(self.datasets), "datasets", "a non-empty list of dataset folders")
-        need(isinstance(self.val_sequences, list) and all(isinstance(n, str) and n for n in self.val_sequences),
+        need(self, bool(self.datasets), "datasets", "a non-empty list of dataset folders")
+        need(self, isinstance(self.val_sequences, list) and all(isinstance(n, str) and n for n in self.val_sequences),
              "val_sequences", "a list of sequence names")
-        need(self.crop_width >= 16 and self.crop_width % 8 == 0, "crop_width", "a multiple of 8, >= 16")
-        need(self.crop_height >= 16 and self.crop_height % 8 == 0, "crop_height", "a multiple of 8, >= 16")
-        need(self.load_width is None or self.load_width >= self.crop_width, "load_width", ">= crop_width or null")
-        need(self.t_step >= 1, "t_step", ">= 1")
-        need(self.dis_preset in ("ultrafast", "fast", "medium"), "dis_preset", "one of ultrafast, fast, medium")
-        need(0 < self.confidence_threshold <= 1, "confidence_threshold", "in (0, 1]")
-        need(self.num_workers >= 0, "num_workers", ">= 0")
-        need(self.real_first_frames in (1, 2), "real_first_frames", "1 or 2")
-        need(isinstance(self.feature_channels, int) and 0 <= self.feature_channels <= 16, "feature_channels",
+        need(self, self.crop_width >= 16 and self.crop_width % 8 == 0, "crop_width", "a multiple of 8, >= 16")
+        need(self, self.crop_height >= 16 and self.crop_height % 8 == 0, "crop_height", "a multiple of 8, >= 16")
+        need(self, self.load_width is None or self.load_width >= self.crop_width, "load_width", ">= crop_width or null")
+        need(self, self.t_step >= 1, "t_step", ">= 1")
+        need(self, self.dis_preset in ("ultrafast", "fast", "medium"), "dis_preset", "one of ultrafast, fast, medium")
+        need(self, 0 < self.confidence_threshold <= 1, "confidence_threshold", "in (0, 1]")
+        need(self, self.num_workers >= 0, "num_workers", ">= 0")
+        need(self, self.real_first_frames in (1, 2), "real_first_frames", "1 or 2")
+        need(self, isinstance(self.feature_channels, int) and 0 <= self.feature_channels <= 16, "feature_channels",
              "0 (no styles) .. 16")
-        need(isinstance(self.style_clusters, int) and 1 <= self.style_clusters <= 64, "style_clusters", "1..64")
-        need(self.clip_length >= self.real_first_frames + 1 or not self.temporal, "clip_length",
+        need(self, isinstance(self.style_clusters, int) and 1 <= self.style_clusters <= 64, "style_clusters", "1..64")
+        need(self, self.clip_length >= self.real_first_frames + 1 or not self.temporal, "clip_length",
              f">= real_first_frames + 1 ({self.real_first_frames + 1}) for temporal training")
-        need(self.clip_length >= 1, "clip_length", ">= 1")
-        need(self.max_clip_length >= self.clip_length, "max_clip_length", ">= clip_length")
-        need(self.clip_double_every >= 0, "clip_double_every", ">= 0")
-        need(self.steps_per_scale >= 0, "steps_per_scale", ">= 0")
-        need(self.frame_steps == 0 or (self.temporal and 0 < self.frame_steps < self.steps), "frame_steps",
+        need(self, self.clip_length >= 1, "clip_length", ">= 1")
+        need(self, self.max_clip_length >= self.clip_length, "max_clip_length", ">= clip_length")
+        need(self, self.clip_double_every >= 0, "clip_double_every", ">= 0")
+        need(self, self.steps_per_scale >= 0, "steps_per_scale", ">= 0")
+        need(self, self.frame_steps == 0 or (self.temporal and 0 < self.frame_steps < self.steps), "frame_steps",
              "0, or in (0, steps) on a temporal model (some clips must train the temporal path)")
-        need(self.finest_alone_steps >= 0, "finest_alone_steps", ">= 0")
-        need(self.steps >= 1, "steps", ">= 1")
-        need(self.batch_size >= 1, "batch_size", ">= 1")
-        need(0 < self.lr < 1, "lr", "in (0, 1)")
-        need(0 <= self.beta1 < 1, "beta1", "in [0, 1)")
-        need(0 <= self.beta2 < 1, "beta2", "in [0, 1)")
-        need(self.decay_start is None or 0 <= self.decay_start <= self.steps, "decay_start", "in [0, steps] or null")
-        need(self.gan_mode in GANLoss.MODES, "gan_mode", f"one of {', '.join(GANLoss.MODES)}")
-        need(self.d_channels >= 4, "d_channels", ">= 4")
-        need(1 <= self.d_layers <= 5, "d_layers", "in 1..5")
-        need(1 <= self.d_scales <= 4, "d_scales", "in 1..4")
-        need(0 <= self.temporal_strides <= 3, "temporal_strides", "in 0..3")
-        need(self.temporal_frames >= 2, "temporal_frames", ">= 2")
-        need(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "device",
+        need(self, self.finest_alone_steps >= 0, "finest_alone_steps", ">= 0")
+        need(self, self.steps >= 1, "steps", ">= 1")
+        need(self, self.batch_size >= 1, "batch_size", ">= 1")
+        need(self, 0 < self.lr < 1, "lr", "in (0, 1)")
+        need(self, 0 <= self.beta1 < 1, "beta1", "in [0, 1)")
+        need(self, 0 <= self.beta2 < 1, "beta2", "in [0, 1)")
+        need(self, self.decay_start is None or 0 <= self.decay_start <= self.steps, "decay_start", "in [0, steps] or null")
+        need(self, self.gan_mode in GANLoss.MODES, "gan_mode", f"one of {', '.join(GANLoss.MODES)}")
+        need(self, self.d_channels >= 4, "d_channels", ">= 4")
+        need(self, 1 <= self.d_layers <= 5, "d_layers", "in 1..5")
+        need(self, 1 <= self.d_scales <= 4, "d_scales", "in 1..4")
+        need(self, 0 <= self.temporal_strides <= 3, "temporal_strides", "in 0..3")
+        need(self, self.temporal_frames >= 2, "temporal_frames", ">= 2")
+        need(self, self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "device",
              "auto, cpu, cuda or cuda:N")
-        need(self.log_every >= 1 and self.save_every >= 1 and self.image_every >= 1, "log_every",
+        need(self, self.log_every >= 1 and self.save_every >= 1 and self.image_every >= 1, "log_every",
              "log_every, image_every and save_every all >= 1")
-        for name, value in dataclasses.asdict(self.weights).items():
-            if value < 0:
-                raise ConfigError(f"config field 'weights.{name}' = {value}: must be >= 0")
+        check_weights(self.weights)
         return self
 
     @property
     def effective_decay_start(self) -> int:
         return self.steps // 2 if self.decay_start is None else self.decay_start
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2))
-
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
         """Build and validate from a dict; unknown keys are an error naming the known ones."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ConfigError(f"unknown config field(s) {sorted(unknown)}; known: {sorted(known)}")
-        values = dict(values)
-        if isinstance(values.get("weights"), dict):
-            weight_fields = {f.name for f in dataclasses.fields(LossWeights)}
-            bad = set(values["weights"]) - weight_fields
-            if bad:
-                raise ConfigError(f"unknown loss weight(s) {sorted(bad)}; known: {sorted(weight_fields)}")
-            values["weights"] = LossWeights(**values["weights"])
-        return cls(**values).validate()
+        return config_from_dict(cls, values, {"weights": LossWeights}).validate()
 
     @classmethod
     def load(cls, path: str | Path) -> "TrainConfig":

@@ -2,7 +2,9 @@
 
 NVIDIA layout (`root/train_A/<seq>/*.png` labelIds, `train_B` RGB, `train_inst` instance ids, and
 ours: `train_flow` backward flow as KITTI PNGs). A run folder written by the recorder holds one
-sequence: `frames/label_ids`, `frames/raw`, `frames/instance_ids`, `frames/flow`.
+sequence: `frames/label_ids`, `frames/raw`, `frames/instance_ids`, `frames/flow`. A sequence without
+photos (`rgb_paths` None: simulator label maps for unpaired fine-tuning) yields labels, edges and
+recorded flow only.
 
 A clip is `clip_length` consecutive frames (optionally every `t_step`-th) from a random start, with
 one horizontal flip for the whole clip, resized to `load_width` and randomly cropped to `crop_size`.
@@ -36,11 +38,12 @@ class DatasetError(ValueError):
 
 @dataclass
 class Sequence:
-    """The frame files of one sequence, all lists sorted and of equal length (or None)."""
+    """The frame files of one sequence, all lists sorted and of equal length (or None: rgb_paths None
+    is a sequence of label maps without photos)."""
 
     name: str
     label_paths: list[Path]
-    rgb_paths: list[Path]
+    rgb_paths: list[Path] | None
     instance_paths: list[Path] | None = None
     flow_paths: list[Path] | None = None
 
@@ -178,14 +181,14 @@ def read_instance_ids(path: Path) -> np.ndarray:
     return image.astype(np.int32)
 
 
-def resize_frame(label_ids: np.ndarray, rgb: np.ndarray, instance_ids: np.ndarray, width: int, height: int,
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def resize_frame(label_ids: np.ndarray, rgb: np.ndarray | None, instance_ids: np.ndarray, width: int, height: int,
+                 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """One frame to (width, height): (H, W) uint8 labels and (H, W) int32 instances nearest, (H, W, 3)
-    uint8 photo area-averaged (a photo downsized by point sampling aliases)."""
+    uint8 photo (or None) area-averaged (a photo downsized by point sampling aliases)."""
     if label_ids.shape == (height, width):
         return label_ids, rgb, instance_ids
     return (resize_nearest(label_ids, width, height),
-            cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA),
+            None if rgb is None else cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA),
             resize_nearest(instance_ids, width, height))
 
 
@@ -199,16 +202,17 @@ def read_recorded_flow(path: Path, native_hw: tuple[int, int], width: int, heigh
     return resize_flow(flow_px, width, height)
 
 
-def load_frame(seq: Sequence, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Frame `index` of `seq` at its native size: label_ids (H, W) uint8, rgb (H, W, 3) uint8,
-    instance_ids (H, W) int32 (the label ids where the sequence has no instance maps)."""
+def load_frame(seq: Sequence, index: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """Frame `index` of `seq` at its native size: label_ids (H, W) uint8, rgb (H, W, 3) uint8 (None
+    for a sequence without photos), instance_ids (H, W) int32 (the label ids where the sequence has
+    no instance maps)."""
     label_ids = read_label_ids(seq.label_paths[index])
-    rgb = read_rgb(seq.rgb_paths[index])
+    rgb = read_rgb(seq.rgb_paths[index]) if seq.rgb_paths is not None else None
     instance_ids = read_instance_ids(seq.instance_paths[index]) if seq.instance_paths else label_ids.astype(np.int32)
-    if rgb.shape[:2] != label_ids.shape or instance_ids.shape != label_ids.shape:
+    if (rgb is not None and rgb.shape[:2] != label_ids.shape) or instance_ids.shape != label_ids.shape:
         raise DatasetError(
             f"sequence {seq.name!r} frame {seq.label_paths[index].name}: label {label_ids.shape}, "
-            f"rgb {rgb.shape[:2]} and instance {instance_ids.shape} sizes differ"
+            f"rgb {None if rgb is None else rgb.shape[:2]} and instance {instance_ids.shape} sizes differ"
         )
     return label_ids, rgb, instance_ids
 
@@ -217,8 +221,9 @@ class ClipDataset(Dataset):
     """Random clips of paired sequences; item i is reproducible from (seed, i, epoch).
 
     Each item is a dict of tensors:
-      label_ids (T, H, W) int64, edges (T, 1, H, W) float32, rgb (T, 3, H, W) float32 in [-1, 1],
-      flow (T, 2, H, W) float32 backward flow in pixels (flow[0] = 0), has_flow (T,) bool.
+      label_ids (T, H, W) int64, edges (T, 1, H, W) float32, rgb (T, 3, H, W) float32 in [-1, 1]
+      (absent for sequences without photos), flow (T, 2, H, W) float32 backward flow in pixels
+      (flow[0] = 0), has_flow (T,) bool.
     """
 
     def __init__(self, sequences: list[Sequence], clip_length: int, crop_size: tuple[int, int],
@@ -239,7 +244,7 @@ class ClipDataset(Dataset):
         self.clip_length = clip_length
         # Frames resized to the load size and their flow, decoded once per process: decoding a
         # 2048x1024 JPEG and DIS flow at that size cost ~1 s per frame, more than a training step.
-        self._frames: dict[tuple[str, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._frames: dict[tuple[str, int], tuple[np.ndarray, np.ndarray | None, np.ndarray]] = {}
         self._flows: dict[tuple[str, int], np.ndarray] = {}
         self._native_sizes: dict[str, tuple[int, int]] = {}  # (H, W) of each sequence's files
 
@@ -274,8 +279,8 @@ class ClipDataset(Dataset):
             return width, height
         return self.load_width, max(1, round(height * self.load_width / width))
 
-    def _resized_frame(self, seq: Sequence, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Frame `index` of `seq` at the load size: label_ids (H, W) uint8, rgb (H, W, 3) uint8,
+    def _resized_frame(self, seq: Sequence, index: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """Frame `index` of `seq` at the load size: label_ids (H, W) uint8, rgb (H, W, 3) uint8 or None,
         instance_ids (H, W) int32; photos area-resized, label and instance maps nearest."""
         key = (seq.name, index)
         cached = self._frames.get(key)
@@ -306,36 +311,40 @@ class ClipDataset(Dataset):
         for k, (frame_index, (label_ids, rgb, instance_ids)) in enumerate(zip(indices, frames)):
             flow_px, valid = self._flow(seq, frame_index, k)
             window = (slice(y0, y0 + crop_h), slice(x0, x0 + crop_w))
-            label_ids, instance_ids, rgb, flow_px = (
-                label_ids[window], instance_ids[window], rgb[window], flow_px[window])
+            label_ids, instance_ids, flow_px = label_ids[window], instance_ids[window], flow_px[window]
+            rgb = None if rgb is None else rgb[window]
             if flip:
-                label_ids, instance_ids, rgb = label_ids[:, ::-1], instance_ids[:, ::-1], rgb[:, ::-1]
+                label_ids, instance_ids = label_ids[:, ::-1], instance_ids[:, ::-1]
+                rgb = None if rgb is None else rgb[:, ::-1]
                 flow_px = flow_px[:, ::-1].copy()
                 flow_px[..., 0] *= -1.0
             labels.append(np.ascontiguousarray(label_ids))
             edges.append(instance_edges(instance_ids).astype(np.float32))
             instances.append(np.ascontiguousarray(instance_ids))
-            rgbs.append(np.ascontiguousarray(rgb))
+            if rgb is not None:
+                rgbs.append(np.ascontiguousarray(rgb))
             flows.append(np.ascontiguousarray(flow_px))
             has_flow.append(valid)
 
-        rgb_t = torch.from_numpy(np.stack(rgbs)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-        return {
+        item = {
             "label_ids": torch.from_numpy(np.stack(labels)).long(),
             "edges": torch.from_numpy(np.stack(edges)).unsqueeze(1),
-            "rgb": rgb_t,
             "flow": torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2).contiguous(),
             "has_flow": torch.tensor(has_flow),
             # (T, H, W) int64: what a style encoder's features are averaged over (docs/styles.md)
             "instance_ids": torch.from_numpy(np.stack(instances).astype(np.int64)),
         }
+        if rgbs:
+            item["rgb"] = torch.from_numpy(np.stack(rgbs)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        return item
 
     def _flow(self, seq: Sequence, frame_index: int, clip_pos: int) -> tuple[np.ndarray, bool]:
         """Backward flow t -> t-step at the load size (H, W, 2) float32 pixels; zeros (not valid) for
-        the clip's first frame. Recorded flow when the sequence has it, else DIS on the resized photos."""
+        the clip's first frame. Recorded flow when the sequence has it, else DIS on the resized photos;
+        zeros (not valid) for a sequence with neither."""
         label_ids, rgb, _ = self._resized_frame(seq, frame_index)
-        if clip_pos == 0:
-            return np.zeros(rgb.shape[:2] + (2,), np.float32), False
+        if clip_pos == 0 or (rgb is None and not (seq.flow_paths is not None and self.t_step == 1)):
+            return np.zeros(label_ids.shape + (2,), np.float32), False
         key = (seq.name, frame_index)
         flow_px = self._flows.get(key)
         if flow_px is None:
@@ -344,6 +353,7 @@ class ClipDataset(Dataset):
                 flow_px = read_recorded_flow(seq.flow_paths[frame_index], self._native_sizes[seq.name], out_w, out_h)
             else:
                 prev_rgb = self._resized_frame(seq, frame_index - self.t_step)[1]
+                assert prev_rgb is not None and rgb is not None  # label-only sequences returned above
                 name = seq.rgb_paths[frame_index].name if self.t_step == 1 else f"{seq.rgb_paths[frame_index].stem}_s{self.t_step}"
                 flow_px = self.flow_cache.get(seq.name, name, prev_rgb, rgb)
             self._flows[key] = flow_px

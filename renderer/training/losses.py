@@ -59,6 +59,13 @@ class GANLoss:
         losses = [self._one(scale[-1], target_real, for_discriminator) for scale in outputs]
         return torch.stack(losses).mean()
 
+    def discriminator_loss(self, outputs: list[list[torch.Tensor]], num_real: int) -> torch.Tensor:
+        """A discriminator's loss on one forward of a batch whose first `num_real` items are real and
+        the rest fake: the mean of its real and fake losses."""
+        real = [[a[:num_real] for a in scale] for scale in outputs]
+        fake = [[a[num_real:] for a in scale] for scale in outputs]
+        return 0.5 * (self(real, True, True) + self(fake, False, True))
+
 
 def feature_matching_loss(fake_outputs: list[list[torch.Tensor]], real_outputs: list[list[torch.Tensor]]) -> torch.Tensor:
     """pix2pixHD's L1 between intermediate discriminator activations of fake and (detached) real."""

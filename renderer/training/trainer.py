@@ -18,22 +18,19 @@ is wrapped in DistributedDataParallel; each rank draws different clips.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import os
 import random
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Sampler
 
@@ -55,14 +52,13 @@ from renderer.training.losses import (
     occlusion_weight_loss,
     output_warp_loss,
 )
-from renderer.training.state_io import flatten_optimizer, restore_optimizer
+from renderer.training.run_logs import append_log_line, log_scalars, write_sample_video
+from renderer.training.state_io import publish_checkpoint, read_training_state, write_training_state
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
 GENERATOR_DIR = "generator"  # our generator format: config.json + model.safetensors
-TRAINING_TENSORS = "training.safetensors"
-TRAINING_META = "training.json"
 
 
 @dataclass
@@ -139,7 +135,7 @@ def psnr_tensor(fake: torch.Tensor, real: torch.Tensor) -> float:
 
 
 @contextlib.contextmanager
-def _no_param_grads(module: torch.nn.Module) -> Iterator[None]:
+def no_param_grads(module: torch.nn.Module) -> Iterator[None]:
     """Let gradients flow through `module` to its input without computing its weights' gradients."""
     params = [p for p in module.parameters() if p.requires_grad]
     for param in params:
@@ -303,7 +299,7 @@ class Trainer:
         """Generator's GAN and feature-matching loss of one image against the image discriminator."""
         with torch.no_grad():
             pred_real = self.image_d(torch.cat([labels_t, real], 1))
-        with _no_param_grads(self.image_d):
+        with no_param_grads(self.image_d):
             pred_fake = self.image_d(torch.cat([labels_t, fake], 1))
         return self.gan(pred_fake, True, False), feature_matching_loss(pred_fake, pred_real)
 
@@ -312,11 +308,7 @@ class Trainer:
         inputs = torch.cat([torch.cat([labels_t, real], 1)] + [torch.cat([labels_t, f.detach()], 1) for f in fakes], 0)
         self.opt_d.zero_grad(set_to_none=True)
         with self._autocast():
-            outputs = self.d_ddp(inputs)
-            bsz = real.shape[0]
-            real_out = [[a[:bsz] for a in scale] for scale in outputs]
-            fake_out = [[a[bsz:] for a in scale] for scale in outputs]
-            loss = 0.5 * (self.gan(real_out, True, True) + self.gan(fake_out, False, True))
+            loss = self.gan.discriminator_loss(self.d_ddp(inputs), real.shape[0])
         self._backward_step(loss, self.opt_d)
         return loss.item()
 
@@ -445,7 +437,7 @@ class Trainer:
                             t_inputs.append((index, real_in, fake_in))
                             with torch.no_grad():
                                 pred_real = self.temporal_d.score(index, *real_in)
-                            with _no_param_grads(self.temporal_d):
+                            with no_param_grads(self.temporal_d):
                                 pred_fake = self.temporal_d.score(index, *fake_in)
                             terms[f"G_T_GAN{index}"] = self.gan(pred_fake, True, False)
                             terms[f"G_T_FM{index}"] = feature_matching_loss(pred_fake, pred_real)
@@ -501,10 +493,7 @@ class Trainer:
             for index, outputs in enumerate(all_outputs):
                 if outputs is None:
                     continue
-                bsz = sizes[index]
-                real_out = [[a[:bsz] for a in scale] for scale in outputs]
-                fake_out = [[a[bsz:] for a in scale] for scale in outputs]
-                part = 0.5 * (self.gan(real_out, True, True) + self.gan(fake_out, False, True))
+                part = self.gan.discriminator_loss(outputs, sizes[index])
                 loss = part if loss is None else loss + part
         assert loss is not None
         self._backward_step(loss, self.opt_dt)
@@ -563,8 +552,7 @@ class Trainer:
             self.history.append(StepRecord(self.step, values))
             if self.dist.is_main:
                 self._log(values, stage)
-                with open(self.out_dir / "train_log.jsonl", "a") as log_file:
-                    log_file.write(json.dumps({"step": self.step, **values}) + "\n")
+                append_log_line(self.out_dir / "train_log.jsonl", self.step, values)
                 bar.update(1)
                 if "PSNR" in values:
                     bar.set_postfix(psnr=f"{values['PSNR']:.2f}", g=f"{values.get('G_total', 0):.3f}")
@@ -588,10 +576,7 @@ class Trainer:
         if self.writer is None:
             return
         if self.step % self.config.log_every == 0 or self.step == 1:
-            for name, value in values.items():
-                if math.isfinite(value):
-                    self.writer.add_scalar(f"quality/{name}" if name.endswith("PSNR") else f"loss/{name}",
-                                           value, self.step)
+            log_scalars(self.writer, values, self.step)
             self.writer.add_scalar("schedule/lr", self.lr_at(self.step - 1), self.step)
             self.writer.add_scalar("schedule/clip_length", self._clip_length(self.step - 1), self.step)
             self.writer.add_scalar("schedule/active_scales", stage.active_scales, self.step)
@@ -606,80 +591,40 @@ class Trainer:
             strip = ((torch.cat([top, bottom], dim=1).float().clamp(-1, 1) + 1) / 2).cpu()
             self.writer.add_image("samples/real_over_fake", strip, self.step)
             video = ((fake[:1].float().clamp(-1, 1) + 1) / 2).cpu()
-            self._write_sample_video(video[0], self.out_dir / "samples" / f"step_{self.step:07d}.mp4")
-
-    def _write_sample_video(self, frames: torch.Tensor, path: Path) -> None:
-        """(T, 3, H, W) in [0, 1] -> an H.264 file (skipped when PyAV is missing on a worker host)."""
-        try:
-            import av
-        except ImportError:
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        rgb = (frames.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
-        height, width = rgb.shape[1] // 2 * 2, rgb.shape[2] // 2 * 2
-        with av.open(str(path), "w") as container:
-            stream = container.add_stream("libx264", rate=10)
-            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-            for frame in rgb:
-                for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame[:height, :width]), format="rgb24")):
-                    container.mux(packet)
-            for packet in stream.encode():
-                container.mux(packet)
+            write_sample_video(video[0], self.out_dir / "samples" / f"step_{self.step:07d}.mp4")
 
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self) -> Path | None:
-        """Write checkpoints/latest (and step_N) atomically: generator, discriminators, optimizers, RNG."""
+        """Write checkpoints/latest atomically: generator, discriminators, optimizers, RNG."""
         if not self.dist.is_main:
             if self.dist.enabled:
                 dist.barrier()
             return None
-        root = self.out_dir / CHECKPOINT_DIR
-        staging = root / f".staging_{self.step}"
-        if staging.exists():
-            shutil.rmtree(staging)
-        staging.mkdir(parents=True)
-        self.export_generator(staging / GENERATOR_DIR)
-        tensors: dict[str, torch.Tensor] = {}
-        for name, module in (("image_d", self.image_d), ("temporal_d", self.temporal_d)):
-            if module is not None:
-                tensors.update({f"{name}.{k}": v.detach().cpu().contiguous() for k, v in module.state_dict().items()})
-        meta: dict[str, Any] = {"step": self.step, "config": self.config.to_dict(), "optimizers": {}}
-        for name, optimizer in (("opt_g", self.opt_g), ("opt_d", self.opt_d), ("opt_dt", self.opt_dt)):
-            if optimizer is not None:
-                opt_tensors, opt_meta = flatten_optimizer(name, optimizer)
-                tensors.update(opt_tensors)
-                meta["optimizers"][name] = opt_meta
-        tensors["rng.torch"] = torch.get_rng_state()
-        meta["scaler"] = self.scaler.state_dict() if self.scaler.is_enabled() else None
-        save_file(tensors, str(staging / TRAINING_TENSORS))
-        (staging / TRAINING_META).write_text(json.dumps(meta, indent=1))
-        latest = root / "latest"
-        previous = root / ".latest_old"
-        if latest.exists():
-            latest.rename(previous)
-        staging.rename(latest)
-        if previous.exists():
-            shutil.rmtree(previous)
+
+        def write(staging: Path) -> None:
+            self.export_generator(staging / GENERATOR_DIR)
+            meta = {"step": self.step, "config": self.config.to_dict(),
+                    "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None}
+            write_training_state(staging, self._state_modules(), self._state_optimizers(), meta)
+
+        latest = publish_checkpoint(self.out_dir / CHECKPOINT_DIR, self.step, write)
         if self.dist.enabled:
             dist.barrier()
         return latest
 
+    def _state_modules(self) -> dict[str, torch.nn.Module | None]:
+        return {"image_d": self.image_d, "temporal_d": self.temporal_d}
+
+    def _state_optimizers(self) -> dict[str, torch.optim.Optimizer | None]:
+        return {"opt_g": self.opt_g, "opt_d": self.opt_d, "opt_dt": self.opt_dt}
+
     def load_checkpoint(self, folder: Path) -> None:
         """Resume: generator, discriminators, optimizer states and the step from a checkpoint folder."""
-        meta = json.loads((folder / TRAINING_META).read_text())
-        tensors = load_file(str(folder / TRAINING_TENSORS))
         self.generator.load_weights(folder / GENERATOR_DIR)
         self.generator.to(self.device)
-        for name, module in (("image_d", self.image_d), ("temporal_d", self.temporal_d)):
-            if module is not None:
-                prefix = f"{name}."
-                module.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
-        for name, optimizer in (("opt_g", self.opt_g), ("opt_d", self.opt_d), ("opt_dt", self.opt_dt)):
-            if optimizer is not None and name in meta["optimizers"]:
-                restore_optimizer(name, optimizer, tensors, meta["optimizers"][name])
+        meta = read_training_state(folder, self._state_modules(), self._state_optimizers())
         if meta.get("scaler") and self.scaler.is_enabled():
             self.scaler.load_state_dict(meta["scaler"])
-        torch.set_rng_state(tensors["rng.torch"])
         self.step = int(meta["step"])
         log.info("resumed from %s at step %d", folder, self.step)
 

@@ -51,6 +51,14 @@ def test_compare_writes_metrics_report_and_plots(report):
     assert sorted(path.name for path in (out / "plots").iterdir()) == [
         "class_colors.png", "per_frame.png", "thumbnails.png"]
     assert "frames" in completed.stderr  # the progress bar
+    # The label-map gap to the shipped real statistics, next to the image metrics.
+    gap = metrics["label_gap"]
+    assert gap["frames"] == 5 and gap["label_transform"] == "off" and list(gap["gap"]) == ["recorded"]
+    rows = {row["figure"]: row for row in gap["rows"]}
+    # The synthetic pan holds road, building, sky and car only: far from the real class shares.
+    assert rows["class JS divergence"]["recorded"] > 0.1 and rows["class JS divergence"]["reference"] == 0
+    assert rows["horizon row"]["reference"] == gap["gap"]["recorded"]["viewpoint"]["horizon_row"]["reference"]
+    assert "label gap class JS recorded" in summary_line
 
 
 def test_missing_inputs_fail_with_the_file_and_the_fix(tmp_path):
@@ -77,6 +85,8 @@ def test_report_renders_with_its_plots_in_headless_chromium(report, tmp_path, ch
     dom = chromium("--virtual-time-budget=3000", "--dump-dom", (out / "report.html").as_uri()).stdout
     for plot_id in ("plot-per-frame", "plot-class-colors", "thumbnails"):
         assert f'id="{plot_id}"' in dom
+    gap_table = dom.split('id="label-gap"')[1].split("</table>")[0]
+    assert "class JS divergence" in gap_table and "label PNGs (simulator)" in gap_table
 
 
 def test_side_by_side_video_of_the_report_plays_in_chromium(report, tmp_path, chromium):
@@ -91,3 +101,41 @@ def test_side_by_side_video_of_the_report_plays_in_chromium(report, tmp_path, ch
         "v.onerror=()=>{o.textContent='error '+v.error.code};</script>")
     dom = chromium("--virtual-time-budget=5000", "--dump-dom", probe.as_uri()).stdout
     assert "loaded 384x64" in dom, dom[-500:]  # raw | labels | neural, 128 x 64 each
+
+
+def test_a_run_without_label_pngs_says_why_it_has_no_gap_metrics(tmp_path, chromium):
+    run = write_synthetic_run(tmp_path / "run", frames=3, png=("raw", "neural", "flow"))
+    out = tmp_path / "report"
+    completed = carla_neural("compare", str(run), "--metrics", "warp", "--out", str(out))
+    assert completed.returncode == 0, completed.stderr
+    absent = json.loads((out / "metrics.json").read_text())["label_gap"]["absent"]
+    assert "frames/label_ids/ holds no label PNGs" in absent and "--png" in absent
+    assert "no gap metrics (no label PNGs)" in completed.stdout
+    dom = chromium("--virtual-time-budget=3000", "--dump-dom", (out / "report.html").as_uri()).stdout
+    note = dom.split('id="label-gap-absent"')[1].split("</p>")[0]
+    assert "holds no label PNGs" in note and 'id="label-gap"' not in dom
+
+
+def test_a_run_recorded_with_the_transform_is_measured_after_it_too(tmp_path):
+    run = write_synthetic_run(tmp_path / "run", frames=3)
+    info = json.loads((run / "run.json").read_text())
+    # What `record --adapt-labels` writes: the transform on, with its full config.
+    info["label_transform"] = {"enabled": True, "config_file": None, "config": {"min_region_px": 16,
+                                                                               "speck_classes": [26]}}
+    (run / "run.json").write_text(json.dumps(info))
+    completed = carla_neural("compare", str(run), "--metrics", "color", "--out", str(tmp_path / "report"))
+    assert completed.returncode == 0, completed.stderr
+    gap = json.loads((tmp_path / "report" / "metrics.json").read_text())["label_gap"]
+    assert gap["label_transform"] == "on" and list(gap["gap"]) == ["recorded", "after_transform"]
+    assert gap["gap"]["after_transform"]["sim"]["origin"]["label_transform"]["min_region_px"] == 16
+
+
+def test_a_bad_gap_reference_is_one_line(tmp_path):
+    run = write_synthetic_run(tmp_path / "run", frames=3)
+    reference = tmp_path / "other.json"
+    reference.write_text(json.dumps({"format": "something-else"}))
+    completed = carla_neural("compare", str(run), "--metrics", "color", "--gap-reference", str(reference),
+                             "--out", str(tmp_path / "report"))
+    assert completed.returncode == 1 and "Traceback" not in completed.stderr
+    assert f"reference {reference}: field 'format'" in completed.stderr
+    assert not (tmp_path / "report").exists()

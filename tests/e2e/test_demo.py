@@ -53,6 +53,7 @@ def test_demo_writes_a_complete_run_folder(tmp_path: Path, tiny_checkpoint: Path
 
     run = json.loads((out / "run.json").read_text())
     assert run["source"] == "builtin" and run["size"] == [128, 64] and run["checkpoint"] == str(checkpoint)
+    assert run["label_transform"] == {"enabled": False}  # off by default (until an adapted model ships)
     split = plan_split()  # on 2 CPUs or more: the worker on its own CPUs, one renderer thread each
     assert run["cpu_split"] == (split.describe() if split else None)
     if split is not None:

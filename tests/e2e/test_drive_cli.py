@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from carla_neural.display.window import PLACEHOLDER_GREY
 
@@ -58,3 +59,22 @@ def test_bad_key_script_is_refused(tiny_checkpoint: Path) -> None:
     result = drive(tiny_checkpoint, "--frames", "2", "--keys", "5:warp")
     assert result.returncode == 2
     assert "unknown key 'warp'" in result.stderr
+
+
+def test_t_switches_the_label_transform_live(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    from carla_neural.remap import colorize_label_ids
+
+    # The labels panel shows what the renderer gets: the simulator's "ground" (the transform is
+    # off by default) until T switches the transform on, which maps it to sidewalk; T again, off.
+    ground_rgb = colorize_label_ids(np.array([[6]], np.uint8))[0, 0][::-1]  # BGR, as cv2 reads
+    labels_panels = {}
+    for name, keys in (("on", "2:t"), ("on and off", "2:t,4:t")):
+        screenshot = tmp_path / f"{name}.png"
+        result = drive(tiny_checkpoint, "--frames", "8", "--keys", keys, "--screenshot", str(screenshot),
+                       size=(128, 64))
+        assert result.returncode == 0, result.stderr
+        line = result.stdout.strip().splitlines()[-1]
+        assert line.endswith(f"label transform {name.split()[-1]}")
+        labels_panels[name] = cv2.imread(str(screenshot), cv2.IMREAD_COLOR)[:, 128:256]
+    ground = {name: int((panel == ground_rgb).all(axis=2).sum()) for name, panel in labels_panels.items()}
+    assert ground["on"] == 0 and ground["on and off"] > 10

@@ -142,6 +142,7 @@ def test_steering_is_capped_and_arrows_work() -> None:
         (pygame.K_q, 0, Action.TOGGLE_REVERSE),
         (pygame.K_F1, 0, Action.TOGGLE_HUD),
         (pygame.K_3, 0, Action.TOGGLE_NEURAL),
+        (pygame.K_t, 0, Action.TOGGLE_ADAPT),
     ],
 )
 def test_keys_map_to_actions(display: Display, key_code: int, mod: int, action: Action) -> None:
@@ -174,3 +175,23 @@ def test_window_close_is_quit(display: Display) -> None:
 def test_unknown_panel_is_rejected() -> None:
     with pytest.raises(ValueError, match="allowed"):
         Display((8, 8), panels=("raw", "depth"), headless=True)
+
+
+def test_the_hud_shows_the_label_transform_and_help_names_its_key(display: Display) -> None:
+    from carla_neural.display.keys import HELP_LINES
+    from carla_neural.display.live import LiveView, Shown
+    from carla_neural.sources.world import BuiltinWorld, WorldConfig
+
+    assert ("T", "label transform on / off") in HELP_LINES
+    with BuiltinWorld(WorldConfig(width=WIDTH, height=HEIGHT, seed=0, sensors=("semantic",))) as world:
+        view = LiveView(display, world)
+        frame = world.tick()
+        labels = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
+
+        def rows(adapt: bool | None) -> dict[str, str]:
+            return dict(view.hud(Shown(frame, None, labels, None, False, None, "ok", "latest", adapt)).lines())
+
+        assert "adapt" not in rows(None)  # a run without a transform has no row for it
+        assert rows(False)["adapt"] == "off"
+        frame.timings_ms["adapt"] = 1.26
+        assert rows(True)["adapt"] == "on 1.3 ms"

@@ -116,3 +116,12 @@ def test_only_the_cli_of_carla_neural_imports_scenarios() -> None:
 
 def test_the_cycle_finder_finds_a_cycle() -> None:
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_only_the_cli_of_carla_neural_imports_domain_adapt() -> None:
+    # domain_adapt measures and calibrates on top of carla_neural (remap, the built-in world, the
+    # label transform that runs apply); the run pipeline itself never needs domain_adapt.
+    for name, targets in import_graph().items():
+        if name.startswith("carla_neural.") and not name.startswith("carla_neural.cli"):
+            assert not any(target.startswith("domain_adapt") for target in targets), (name, targets)
+    assert "carla_neural.label_transform" in import_graph()["domain_adapt.transform"]

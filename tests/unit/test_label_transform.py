@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 
 from domain_adapt.stats import contour_lengths
-from domain_adapt.transform import (
+from carla_neural.label_transform import (
     CALIBRATED_CONFIG,
     EVALUATION_IDS,
     LabelTransform,
     LabelTransformConfig,
     TransformConfigError,
-    benchmark,
     load_transform_config,
 )
+from domain_adapt.transform import benchmark
 
 W, H = 512, 256
 ROAD, SKY, SIDEWALK, POLE, TERRAIN, GROUND, GUARD_RAIL = 7, 23, 8, 17, 22, 6, 14
@@ -132,3 +132,50 @@ def test_roughening_wobbles_straight_edges_fixed_per_position_and_keeps_interior
     assert np.array_equal(LabelTransform(config)(labels), out)
     other_seed = LabelTransform(LabelTransformConfig(jitter_px=2.0, class_map={}, seed=1))(labels)
     assert not np.array_equal(other_seed, out)
+
+
+def specks_one_class_at_a_time(label_ids: np.ndarray, classes: list[int], min_region: int,
+                               window: int) -> np.ndarray:
+    """The speck step as first written (a box filter per class): what the channel-packed one must equal."""
+    import cv2
+
+    label_ids = label_ids.copy()
+    speck = None
+    threshold = 255.0 * (min_region - 0.5) / (window * window)
+    for label_id in sorted(classes):
+        mask = cv2.compare(label_ids, label_id, cv2.CMP_EQ)
+        density = cv2.boxFilter(mask, -1, (window, window), borderType=cv2.BORDER_REPLICATE)
+        sparse = cv2.bitwise_and(cv2.compare(density, threshold, cv2.CMP_LT), mask)
+        speck = sparse if speck is None else cv2.bitwise_or(speck, sparse)
+    if cv2.countNonZero(speck):
+        fill = label_ids
+        for _ in range(max(1, round(window / 7))):
+            fill = cv2.medianBlur(fill, 5)
+        cv2.copyTo(fill, speck, label_ids)
+    return label_ids
+
+
+@pytest.fixture(scope="module")
+def world_maps() -> dict[tuple[int, int], list[np.ndarray]]:
+    """Two built-in-world label maps at 512x256 and at 1024x512."""
+    from carla_neural.remap import Remapper
+    from carla_neural.sources.world import BuiltinWorld, WorldConfig
+
+    remapper = Remapper("0.9.14")
+    maps = {}
+    for width, height in ((512, 256), (1024, 512)):
+        with BuiltinWorld(WorldConfig(width=width, height=height, seed=1, sensors=("semantic",))) as world:
+            maps[width, height] = [remapper.label_ids(world.tick().semantic_bgra) for _ in range(2)]
+    return maps
+
+
+@pytest.mark.parametrize("classes", [[TERRAIN], [ROAD, TERRAIN], [ROAD, 21, TERRAIN], [ROAD, 21, TERRAIN, SKY],
+                                     [ROAD, SIDEWALK, 11, 21, TERRAIN, SKY, 26]])
+def test_specks_found_four_classes_at_a_time_equal_one_at_a_time(classes, world_maps):
+    transform = LabelTransform(LabelTransformConfig(min_region_px=16, speck_classes=classes, class_map={}))
+    for (width, height), maps in world_maps.items():
+        _, min_region, window = transform._sizes(height, width)
+        for label_ids in maps:
+            expected = specks_one_class_at_a_time(label_ids, classes, min_region, window)
+            assert not np.array_equal(expected, label_ids)  # the frames do hold specks
+            assert np.array_equal(transform(label_ids), expected)

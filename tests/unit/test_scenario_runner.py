@@ -85,3 +85,32 @@ def test_drive_options_override_a_scenario() -> None:
     assert plain.map == "Town05" and plain.route.autopilot is True
     with pytest.raises(ScenarioError, match="cameras.width"):
         drive_scenario(None, size=(8, 8))
+
+
+def test_the_label_transform_follows_the_scenario_and_the_command_line_wins(tmp_path) -> None:
+    import json
+
+    from carla_neural.label_transform import CALIBRATED_CONFIG, TransformConfigError
+    from carla_neural.runs import BackendSpec
+    from scenarios.runner import record_spec, scenario_adapt
+
+    config = tmp_path / "median.json"
+    config.write_text(json.dumps({"median_kernel": 5}))
+    plain = parse_scenario({"name": "plain"}, origin="test")
+    adapted = parse_scenario({"name": "adapted", "rendering": {"adapt_labels": True}}, origin="test")
+    own_file = parse_scenario({"name": "own", "rendering": {"adapt_labels": True, "transform_config": str(config)}},
+                              origin="test")
+    assert scenario_adapt(plain) is None  # off by default
+    spec = record_spec(adapted, BackendSpec(), tmp_path / "run", world="builtin", frames=1).adapt
+    assert spec.enabled and spec.config_file == CALIBRATED_CONFIG and spec.config.median_kernel == 3
+    assert scenario_adapt(own_file).config.median_kernel == 5
+    assert scenario_adapt(adapted, adapt_labels=False) is None  # --no-adapt-labels
+    assert scenario_adapt(plain, transform_config=config).enabled  # a file alone turns it on
+    assert scenario_adapt(plain, adapt_labels=False, transform_config=config) is None
+    # A scenario's file without adapt_labels only says which config to use when it is switched on.
+    file_only = parse_scenario({"name": "f", "rendering": {"transform_config": str(config)}}, origin="test")
+    assert scenario_adapt(file_only) is None
+    kept = scenario_adapt(file_only, keep_off=True)  # drive: configured, off, T switches it on
+    assert not kept.enabled and kept.config.median_kernel == 5
+    with pytest.raises(TransformConfigError, match="missing.json does not exist"):
+        scenario_adapt(plain, transform_config=tmp_path / "missing.json")
