@@ -137,6 +137,13 @@ class StyleCycler:
         """The HUD's text: 'none', 'style 2', 'photo NAME'."""
         return "none" if self.current is None else self.current.label
 
+    @property
+    def summary(self) -> str:
+        """For the closing line: ', style 2' / ', no style' on a checkpoint with styles, else ''."""
+        if len(self.choices) == 1 and self.current is None:
+            return ""
+        return f", {'no style' if self.current is None else self.label}"
+
     def next(self) -> None:
         """Switch to the next style (a --style-from photo's style leaves the cycle once left)."""
         if len(self.choices) == 1:
@@ -225,8 +232,7 @@ def command(world: str, host: str, port: int, timeout_s: float, checkpoint: str 
         f"{session.distance_m:.1f} m, sim {summary['fps']} fps, "
         f"weather {source.weather or '-'}, camera {mount or '-'}, "
         f"autopilot {'on' if run.display.keyboard.autopilot else 'off'}, "
-        f"label transform {'on' if run.pipeline.adapt_labels else 'off'}, "
-        f"{'no style' if cycler.current is None else cycler.label}"
+        f"label transform {'on' if run.pipeline.adapt_labels else 'off'}{cycler.summary}"
     )
 
 
