@@ -8,6 +8,7 @@ from torch import Tensor, nn
 from renderer.model.blocks import ResnetBlock, downsample, head, stem, upsample
 from renderer.model.config import SingleGConfig
 from renderer.model.norm import InstanceNormNoAffine
+from renderer.model.spade import SPADEDecoder
 
 MAX_CHANNELS = 1024  # vid2vid's GlobalGenerator caps widths at 1024
 
@@ -92,8 +93,37 @@ class LocalEnhancer(nn.Module):
         return features
 
 
+class SpadeGlobalGenerator(nn.Module):
+    """``generator: spade`` for first frames: the global generator's encoder (stem and
+    downsamplings), then a ``SPADEDecoder`` modulated by the one-hot labels (its residual blocks
+    and upsamplings), then the 7×7 Tanh head."""
+
+    def __init__(self, config: SingleGConfig) -> None:
+        super().__init__()
+        n_down = config.n_downsampling
+        layers = stem(config.label_nc, config.ngf, InstanceNormNoAffine)
+        for i in range(n_down):
+            layers += downsample(
+                min(MAX_CHANNELS, config.ngf * 2**i), min(MAX_CHANNELS, config.ngf * 2 ** (i + 1)), InstanceNormNoAffine
+            )
+        self.encoder = nn.Sequential(*layers)
+        self.decoder = SPADEDecoder(
+            config.ngf * 2**n_down, config.n_blocks, n_down, config.label_nc, config.spade_hidden,
+            max_channels=MAX_CHANNELS,
+        )
+        self.head = nn.Sequential(*head(self.decoder.out_channels, config.output_nc, nn.Tanh()))
+
+    def forward(self, one_hot: Tensor) -> Tensor:
+        """(B, label_nc, H, W) one-hot labels -> (B, 3, H, W) image in [-1, 1]."""
+        return self.head(self.decoder(self.encoder(one_hot), self.decoder.embed(one_hot)))
+
+
 def build_single_generator(config: SingleGConfig) -> nn.Module:
     """The single-image generator described by ``config``."""
+    if config.generator == "spade":
+        if config.kind != "global":
+            raise ValueError(f"single_g.generator 'spade' needs kind 'global', got {config.kind!r}")
+        return SpadeGlobalGenerator(config)
     if config.kind == "global":
         return GlobalGenerator(config)
     if config.kind == "local":
