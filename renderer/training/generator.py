@@ -29,7 +29,7 @@ from renderer.checkpoint import (
     save_checkpoint,
     strict_load,
 )
-from renderer.model.config import GeneratorConfig, preset
+from renderer.model.config import GeneratorConfig, preset, with_generator
 from renderer.model.generator import Vid2VidGenerator, build_generator
 from renderer.model.inputs import build_pyramid, one_hot_labels
 
@@ -47,14 +47,17 @@ class GeneratorOutput(NamedTuple):
     scale_images: list[Tensor] | None = None
 
 
-def resolve_model_config(model: str, temporal: bool) -> GeneratorConfig:
-    """A preset name or a config.json path -> GeneratorConfig (the baseline drops the single-image G)."""
+def resolve_model_config(model: str, temporal: bool, generator: str | None = None) -> GeneratorConfig:
+    """A preset name or a config.json path -> GeneratorConfig (the baseline drops the single-image G);
+    ``generator`` ("nvidia", "spade"; None: as given) picks the design (``preset(name, generator)``)."""
     path = Path(model)
     if path.suffix == ".json" and path.is_file():
         document = json.loads(path.read_text())
         config = GeneratorConfig.from_dict(document.get("generator", document))
+        if generator is not None and generator != config.generator:
+            config = with_generator(config, generator)
     else:
-        config = preset(model)
+        config = preset(model, generator)
     if not temporal:
         config = config.replace(single_g=None)
     return config
@@ -72,12 +75,16 @@ class TrainableGenerator(nn.Module):
 
     @classmethod
     def build(cls, model: str = "lite", temporal: bool = True, init_from: str | None = None,
-              seed: int | None = None) -> "TrainableGenerator":
-        """From a preset / config.json, optionally initialised from our or NVIDIA's checkpoint folder."""
+              seed: int | None = None, generator: str | None = None) -> "TrainableGenerator":
+        """From a preset / config.json (in design ``generator``, None: as given), optionally
+        initialised from our or NVIDIA's checkpoint folder (whose design it keeps)."""
         if init_from is None:
-            return cls(build_generator(resolve_model_config(model, temporal), seed=seed), temporal)
+            return cls(build_generator(resolve_model_config(model, temporal, generator), seed=seed), temporal)
         folder = Path(init_from)
         net = load_checkpoint(folder) if is_our_checkpoint(folder) else load_nvidia_checkpoint(folder)
+        if generator is not None and generator != net.config.generator:
+            raise ValueError(f"--init-from {folder} holds a {net.config.generator!r} generator, not "
+                             f"{generator!r}: leave --generator out to fine-tune it as it is")
         if not temporal and net.single_g is not None:
             net = _without_single(net)
         log.info("fine-tuning from %s", folder)

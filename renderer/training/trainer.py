@@ -178,7 +178,8 @@ class Trainer:
             flow_cache=FlowCache(cache_dir, config.dis_preset), seed=config.seed,
             items_per_epoch=None)
 
-        self.generator = TrainableGenerator.build(config.model, temporal=config.temporal, init_from=config.init_from)
+        self.generator = TrainableGenerator.build(config.model, temporal=config.temporal, init_from=config.init_from,
+                                                  generator=config.generator)
         self.generator.to(self.device)
         multiple = self.generator.size_multiple
         if config.crop_width % multiple or config.crop_height % multiple:
