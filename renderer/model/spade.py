@@ -57,14 +57,15 @@ class SPADE(nn.Module):
         """(B, C, h, w) features and the shared conv's output before its ReLU (B, hidden, h, w)
         -> (B, C, h, w)."""
         padded = _reflect(F.relu(shared))
-        # gamma and beta read the same input: one conv with both weights (exact).
+        # gamma and beta read the same input: one conv with both weights, the 1 of (1 + gamma)
+        # folded into gamma's bias, and one fused multiply-add (two passes over the features fewer).
         both = F.conv2d(
             padded,
             torch.cat([self.gamma.weight, self.beta.weight]),
-            torch.cat([self.gamma.bias, self.beta.bias]),  # type: ignore[list-item]
+            torch.cat([self.gamma.bias + 1, self.beta.bias]),  # type: ignore[operator]
         )
-        gamma, beta = both.split(self.gamma.out_channels, dim=1)
-        return self.norm(features) * (1 + gamma) + beta
+        scale, beta = both.split(self.gamma.out_channels, dim=1)
+        return torch.addcmul(beta, self.norm(features), scale)
 
 
 class SPADEResBlock(nn.Module):
@@ -92,8 +93,9 @@ class SPADEResBlock(nn.Module):
 
     def forward(self, features: Tensor, shared: Sequence[Tensor]) -> Tensor:
         """(B, Cin, h, w) and one shared output per SPADE layer -> (B, Cout, h, w)."""
-        out = self.conv_0(_reflect(F.leaky_relu(self.norm_0(features, shared[0]), LEAKY_SLOPE)))
-        out = self.conv_1(_reflect(F.leaky_relu(self.norm_1(out, shared[1]), LEAKY_SLOPE)))
+        # In place: the modulated features are fresh tensors nothing else reads.
+        out = self.conv_0(_reflect(F.leaky_relu(self.norm_0(features, shared[0]), LEAKY_SLOPE, inplace=True)))
+        out = self.conv_1(_reflect(F.leaky_relu(self.norm_1(out, shared[1]), LEAKY_SLOPE, inplace=True)))
         shortcut = self.conv_s(self.norm_s(features, shared[2])) if self.learned_shortcut else features
         return shortcut + out
 
