@@ -188,8 +188,8 @@ class _CompositeBase(nn.Module):
             outputs = []
             for resolution in decoder.resolutions:
                 convs = decoder.shared_convs(resolution)
-                step = decoder.factor(resolution)
-                codes = level_codes(label_codes[:, -1:], level + step.bit_length() - 1)
+                # factor(resolution) = 2^(n_up - resolution) below this scale's own level
+                codes = level_codes(label_codes[:, -1:], level + decoder.n_up - resolution)
                 bias = torch.cat([conv.bias for conv in convs])  # type: ignore[misc]
                 table = self._lookup_table(convs, n_frames=1)
                 outputs.append(lookup_stem(codes, table, bias, n_codes, kernel=3))
@@ -197,7 +197,7 @@ class _CompositeBase(nn.Module):
         if label_stack is None:
             raise ValueError("label_stack is None: only the lookup path (label_codes given) works without it")
         current = label_stack[:, -config.label_channels :]
-        if fast and self.label_stem_mode == "present":
+        if fast and self.label_stem_mode in ("lookup", "present"):
             return [
                 torch.cat(
                     present_channel_conv(current[..., :: decoder.factor(r), :: decoder.factor(r)],
@@ -429,16 +429,16 @@ class CompositeLocalGenerator(_CompositeBase):
             *[ResnetBlock(ngf * 2, norm) for _ in range(config.n_blocks_local)],
             *upsample(ngf * 2, ngf, norm),
         )
-        if config.generator == "spade":
+        # Registration order as before SPADE existed: a seeded init draws the same weights.
+        spade = config.generator == "spade"
+        if spade:
             self.spade_img = SPADEDecoder(
                 ngf * 2, config.n_blocks_local, 1, config.label_channels, config.spade_hidden, norm_mode
             )
-            self.model_final_img = nn.Sequential(*head(ngf, config.output_nc, nn.Tanh(), config.full_res_kernel))
-            self.model_up_flow = decoder
         else:
             self.model_up_img = decoder
-            self.model_final_img = nn.Sequential(*head(ngf, config.output_nc, nn.Tanh(), config.full_res_kernel))
-            self.model_up_flow = copy.deepcopy(self.model_up_img)
+        self.model_final_img = nn.Sequential(*head(ngf, config.output_nc, nn.Tanh(), config.full_res_kernel))
+        self.model_up_flow = decoder if spade else copy.deepcopy(decoder)
         self.model_final_flow = nn.Sequential(*head(ngf, 2, None, config.full_res_kernel))
         self.model_final_w = nn.Sequential(*head(ngf, 1, nn.Sigmoid(), config.full_res_kernel))
 

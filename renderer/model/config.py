@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import ConfigDict, Field, Strict, TypeAdapter, ValidationError
 
@@ -19,7 +19,7 @@ LabelPyramid = Literal["avg", "nearest"]
 # "spade": the image decoders are SPADE residual blocks (Park et al. 2019), whose parameter-free
 # norms are modulated per pixel by the labels (renderer.model.spade; our own models only).
 GeneratorKind = Literal["nvidia", "spade"]
-GENERATOR_KINDS: tuple[str, ...] = ("nvidia", "spade")
+GENERATOR_KINDS: tuple[str, ...] = get_args(GeneratorKind)
 
 # Bounds are generous (NVIDIA's largest street model: ngf 128, 3 downsamplings, 9 blocks, 3
 # scales) but keep a hostile or mistyped config.json from building a model that cannot fit in
@@ -299,8 +299,6 @@ def preset(name: str, generator: str | None = None) -> GeneratorConfig:
     config = PRESETS[name]
     if generator is None or generator == config.generator:
         return config
-    if generator not in GENERATOR_KINDS:
-        raise ValueError(f"unknown generator {generator!r}; choose one of {', '.join(GENERATOR_KINDS)}")
     twin = PRESET_TWINS.get((name, generator))
     return PRESETS[twin] if twin is not None else with_generator(config, generator)
 
