@@ -175,3 +175,23 @@ def test_a_spade_checkpoint_saves_loads_strictly_and_renders_the_same(tmp_path) 
         assert a.shape == (32, 64, 3) and np.array_equal(a, b)
     # A frame's look follows its labels: the same history with other labels renders otherwise.
     assert not np.array_equal(first.step(*frames[0]), second.step(np.full_like(frames[0][0], CAR), frames[0][1]))
+
+
+def test_training_reaches_every_spade_layer_through_the_dense_label_convs() -> None:
+    """With autograd on (training) the label convs run densely inside the graph: every SPADE
+    layer's shared, gamma and beta convs, at every resolution of every scale and in the
+    single-image generator, get a gradient."""
+    generator = build_generator(TINY_SPADE, seed=4).train()
+    labels, instances = synthetic_street(64, 32, 1, 2)[0]
+    ids = torch.from_numpy(labels.astype(np.int64))[None]
+    encoded = encode_label_frame(ids, torch.from_numpy(instances.astype(np.int64))[None])
+    stacks = [encoded[..., ::2, ::2].repeat(1, 3, 1, 1), encoded.repeat(1, 3, 1, 1)]
+    prevs = [torch.zeros(1, 6, 16, 32), torch.zeros(1, 6, 32, 64)]
+    outputs = generator(stacks, prevs)
+    (outputs[-1].image.square().mean() + generator.first_frame(encoded[:, :35]).square().mean()).backward()
+    layers = [m for m in generator.modules() if isinstance(m, SPADE)]
+    # coarse: 1 block (2 layers) + 2 up blocks (3 each); fine: 1 + 1 up; single-image: 1 + 2 up
+    assert len(layers) == (2 + 2 * 3) + (2 + 3) + (2 + 2 * 3)
+    for layer in layers:
+        for conv in (layer.shared, layer.gamma, layer.beta):
+            assert conv.weight.grad is not None and conv.weight.grad.abs().sum() > 0
