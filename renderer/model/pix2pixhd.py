@@ -101,12 +101,9 @@ class SpadeGlobalGenerator(nn.Module):
     def __init__(self, config: SingleGConfig) -> None:
         super().__init__()
         n_down = config.n_downsampling
-        layers = stem(config.label_nc, config.ngf, InstanceNormNoAffine)
-        for i in range(n_down):
-            layers += downsample(
-                min(MAX_CHANNELS, config.ngf * 2**i), min(MAX_CHANNELS, config.ngf * 2 ** (i + 1)), InstanceNormNoAffine
-            )
-        self.encoder = nn.Sequential(*layers)
+        # The global generator's stem (4 modules) and downsamplings (3 each), without its blocks.
+        layers = _global_layers(config.label_nc, config.output_nc, config.ngf, n_down, n_blocks=0)
+        self.encoder = nn.Sequential(*layers[: 4 + 3 * n_down])
         self.decoder = SPADEDecoder(
             config.ngf * 2**n_down, config.n_blocks, n_down, config.label_nc, config.spade_hidden,
             max_channels=MAX_CHANNELS,
