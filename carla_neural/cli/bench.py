@@ -29,7 +29,7 @@ def _split(text: str) -> list[str]:
                    "Ones this machine cannot run are listed as skipped, with the reason. "
                    "compile is not in the default list (it compiles for minutes on a small CPU).")
 @click.option("--configs", default=DEFAULT_CONFIGS, show_default=True,
-              help="Comma-separated presets: lite, nvidia_1024_g1, nvidia_2048 (random weights).")
+              help="Comma-separated presets: lite, lite_spade, nvidia_1024_g1, nvidia_2048 (random weights).")
 @click.option("--sizes", "size_list", type=WxHList(), default="512x256", show_default=True,
               help="Comma-separated WIDTHxHEIGHT.")
 @click.option("--frames", default=5, show_default=True, type=click.IntRange(1),

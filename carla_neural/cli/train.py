@@ -25,7 +25,11 @@ from carla_neural.cli.options import WxH, threads_option
               help="Comma-separated sequence names kept out of training (held out), e.g. seq0004.")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="A TrainConfig JSON (e.g. a run's train_config.json); options given here override it.")
-@click.option("--model", default=None, help="Generator preset (lite, nvidia_1024_g1, nvidia_2048) or config.json.")
+@click.option("--model", default=None,
+              help="Generator preset (lite, lite_spade, nvidia_1024_g1, nvidia_2048) or config.json.")
+@click.option("--generator", type=click.Choice(["nvidia", "spade"]), default=None,
+              help="Generator design: nvidia (NVIDIA's) or spade (SPADE image decoders); default: the model's own. "
+                   "--model lite --generator spade is the lite_spade preset (equal multiply-adds per frame).")
 @click.option("--init-from", type=click.Path(exists=True, file_okay=False), default=None,
               help="Fine-tune from one of our checkpoints or an NVIDIA vid2vid checkpoint folder.")
 @click.option("--baseline", is_flag=True, default=None, help="Frame-by-frame baseline: temporal path off.")

@@ -30,8 +30,9 @@ class EngineUnavailable(RuntimeError):
 class BodyStep(nn.Module):
     """``generator.forward_from_stems`` with flat tensor arguments, for tracing and compiling.
 
-    Arguments, per scale s = 0 (coarsest) … n−1: ``seg_stem, [fg_stem, fg_mask,] prev_stack``
-    (fg entries only with a foreground branch). Returns the composed image of every scale,
+    Arguments, per scale s = 0 (coarsest) … n−1: ``seg_stem, [fg_stem, fg_mask,] prev_stack,
+    [spade_r ...]`` (fg entries only with a foreground branch; one SPADE label-conv input per
+    decoder resolution r with ``generator: spade``). Returns the composed image of every scale,
     (1, 3, h_s, w_s) float, coarsest first.
     """
 
@@ -40,12 +41,14 @@ class BodyStep(nn.Module):
         self.generator = generator
         self.n_scales = int(generator.config.n_scales)
         self.use_fg = bool(generator.config.use_fg)
+        self.n_modulations = [
+            len(scale.spade_img.resolutions) if scale.spade_img is not None else 0 for scale in generator.scales
+        ]
         self.training = False  # only this wrapper; the generator's own modes are left alone
 
-    @property
-    def per_scale(self) -> int:
-        """Flat arguments per scale."""
-        return 4 if self.use_fg else 2
+    def scale_arguments(self, scale: int) -> int:
+        """Flat arguments of scale ``scale``."""
+        return (4 if self.use_fg else 2) + self.n_modulations[scale]
 
     def input_names(self) -> list[str]:
         """Names of the flat arguments (for ONNX and TensorRT bindings)."""
@@ -55,6 +58,7 @@ class BodyStep(nn.Module):
             if self.use_fg:
                 names += [f"fg_stem_{scale}", f"fg_mask_{scale}"]
             names.append(f"prev_{scale}")
+            names += [f"spade_{scale}_{r}" for r in range(self.n_modulations[scale])]
         return names
 
     def output_names(self) -> list[str]:
@@ -66,32 +70,41 @@ class BodyStep(nn.Module):
         stems: Sequence[tuple[Tensor, Tensor | None]],
         masks: Sequence[Tensor | None],
         prev_stacks: Sequence[Tensor],
+        modulations: Sequence[Sequence[Tensor]] | None = None,
     ) -> list[Tensor]:
-        """Per-scale stems, masks and previous-output stacks -> the flat argument list."""
+        """Per-scale stems, masks, previous-output stacks and SPADE label convs (None for
+        NVIDIA's design) -> the flat argument list."""
+        if modulations is None:
+            modulations = [()] * len(stems)
         flat: list[Tensor] = []
-        for (seg, fg), mask, prev in zip(stems, masks, prev_stacks):
+        for (seg, fg), mask, prev, modulation in zip(stems, masks, prev_stacks, modulations):
             flat.append(seg)
             if self.use_fg:
                 assert fg is not None and mask is not None
                 flat += [fg, mask]
             flat.append(prev)
+            flat += list(modulation)
         return flat
 
     def forward(self, *flat: Tensor) -> tuple[Tensor, ...]:
-        per = self.per_scale
-        if len(flat) != per * self.n_scales:
-            raise ValueError(f"expected {per * self.n_scales} tensors, got {len(flat)}")
-        stems, masks, prevs = [], [], []
+        expected = sum(self.scale_arguments(scale) for scale in range(self.n_scales))
+        if len(flat) != expected:
+            raise ValueError(f"expected {expected} tensors, got {len(flat)}")
+        stems, masks, prevs, modulations = [], [], [], []
+        start = 0
         for scale in range(self.n_scales):
-            group = flat[scale * per : (scale + 1) * per]
+            group = flat[start : start + self.scale_arguments(scale)]
+            start += len(group)
             if self.use_fg:
                 stems.append((group[0], group[1]))
                 masks.append(group[2])
             else:
                 stems.append((group[0], None))
                 masks.append(None)
-            prevs.append(group[-1])
-        outputs = self.generator.forward_from_stems(stems, masks, prevs)
+            prev_index = 3 if self.use_fg else 1
+            prevs.append(group[prev_index])
+            modulations.append(group[prev_index + 1 :])
+        outputs = self.generator.forward_from_stems(stems, masks, prevs, modulations=modulations)
         return tuple(output.image for output in outputs)
 
 
@@ -140,7 +153,8 @@ class Engine:
         with torch.inference_mode():
             stems = self.generator.stems(label_stacks, label_codes, features)
             masks = self.generator.masks(label_stacks, label_codes)
-        return self.body.flatten(stems, masks, prev_stacks)
+            modulations = self.generator.modulations(label_stacks, label_codes)
+        return self.body.flatten(stems, masks, prev_stacks, modulations)
 
     def __call__(
         self,

@@ -4,11 +4,16 @@
 Each scale encodes the stacked label frames and the stacked previous outputs, and decodes three
 things: a hallucinated image, a backward flow to the previous output with an occlusion weight, and
 (optionally) a foreground image composed in where the current frame's labels are cars.
+
+With ``generator: spade`` the hallucinated image's decoder (its residual blocks and upsamplings)
+is a ``SPADEDecoder`` modulated by the current label frame (``spade_img``); the encoders, the
+flow/weight decoder and the foreground branch stay as they are.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -19,6 +24,7 @@ from torch import Tensor, nn
 from renderer.model.blocks import ResnetBlock, downsample, head, stem, upsample
 from renderer.model.config import GeneratorConfig
 from renderer.model.norm import FrameStatNorm2d, NormMode
+from renderer.model.spade import SPADEDecoder
 from renderer.model.stem import (
     channels_from_codes,
     lookup_stem,
@@ -94,7 +100,8 @@ class _CompositeBase(nn.Module):
         # only without autograd.
         self.label_stem_mode: LabelStemMode = "lookup"
         self.warp_mode: WarpMode = "grid_sample"
-        self._table_cache: tuple[tuple, torch.Tensor] | None = None
+        self._table_cache: dict[tuple[int, ...], tuple[tuple, torch.Tensor]] = {}
+        self.spade_img: SPADEDecoder | None = None  # generator "spade": the image decoder
 
     def _stem_convs(self) -> list[nn.Conv2d]:
         convs = [self.model_down_seg[1]]
@@ -102,15 +109,20 @@ class _CompositeBase(nn.Module):
             convs.append(self.indv_down[1])
         return convs  # type: ignore[return-value]
 
-    def _lookup_table(self) -> torch.Tensor:
-        convs = self._stem_convs()
+    def _lookup_table(self, convs: list[nn.Conv2d] | None = None, n_frames: int | None = None) -> torch.Tensor:
+        """The lookup table of ``convs`` (default: the label stems) on ``n_frames`` one-hot
+        frames (default: config.n_frames), rebuilt when their weights change."""
+        convs = self._stem_convs() if convs is None else convs
+        n_frames = self.config.n_frames if n_frames is None else n_frames
+        which = tuple(id(conv) for conv in convs)
         key = tuple((conv.weight.data_ptr(), conv.weight._version) for conv in convs)
-        if self._table_cache is None or self._table_cache[0] != key:
+        cached = self._table_cache.get(which)
+        if cached is None or cached[0] != key:
             config = self.config
             with torch.no_grad():
-                table = lookup_table(convs, config.label_nc, config.use_instance, config.n_frames)
-            self._table_cache = (key, table)
-        return self._table_cache[1]
+                table = lookup_table(convs, config.label_nc, config.use_instance, n_frames)
+            cached = self._table_cache[which] = (key, table)
+        return cached[1]
 
     def label_stems(
         self, label_stack: Tensor | None, label_codes: Tensor | None = None, level: int = 0
@@ -175,6 +187,43 @@ class _CompositeBase(nn.Module):
         seg_extra, fg_extra = extra.split([seg_stem.shape[1], fg_stem.shape[1]], dim=1)
         return seg_stem + seg_extra, fg_stem + fg_extra
 
+    def modulation_stems(
+        self, label_stack: Tensor | None, label_codes: Tensor | None = None, level: int = 0
+    ) -> list[Tensor]:
+        """The SPADE image decoder's shared label convs before their ReLU: one
+        (B, layers·spade_hidden, h/f, w/f) tensor per decoder resolution (``SPADEDecoder.embed``),
+        from the current (last) frame of ``label_stack`` or, in "lookup" mode, of ``label_codes``
+        (see ``label_stems``) by exact table lookup; [] for NVIDIA's design."""
+        decoder = self.spade_img
+        if decoder is None:
+            return []
+        config = self.config
+        fast = not torch.is_grad_enabled()
+        if fast and self.label_stem_mode == "lookup" and label_codes is not None:
+            n_codes = config.label_nc * (2 if config.use_instance else 1)
+            outputs = []
+            for resolution in decoder.resolutions:
+                convs = decoder.shared_convs(resolution)
+                # factor(resolution) = 2^(n_up - resolution) below this scale's own level
+                codes = level_codes(label_codes[:, -1:], level + decoder.n_up - resolution)
+                bias = torch.cat([conv.bias for conv in convs])  # type: ignore[misc]
+                table = self._lookup_table(convs, n_frames=1)
+                outputs.append(lookup_stem(codes, table, bias, n_codes, kernel=3))
+            return outputs
+        if label_stack is None:
+            raise ValueError("label_stack is None: only the lookup path (label_codes given) works without it")
+        current = label_stack[:, -config.label_channels :]
+        if fast and self.label_stem_mode in ("lookup", "present"):
+            return [
+                torch.cat(
+                    present_channel_conv(current[..., :: decoder.factor(r), :: decoder.factor(r)],
+                                         decoder.shared_convs(r), reflect_pad=1),
+                    dim=1,
+                )
+                for r in decoder.resolutions
+            ]
+        return decoder.embed(current)
+
     def needs_label_stack(self, level: int, have_codes: bool) -> bool:
         """Whether ``label_stems`` at pyramid ``level`` needs the stacked one-hot input."""
         exact_lookup = level == 0 or self.config.label_pyramid == "nearest"
@@ -227,7 +276,12 @@ class _CompositeBase(nn.Module):
         return encoded + self.model_down_img(prev_stack)
 
     def _body(
-        self, seg_stem: Tensor, fg_stem: Tensor | None, prev_stack: Tensor | None, coarse: ScaleOutput | None
+        self,
+        seg_stem: Tensor,
+        fg_stem: Tensor | None,
+        prev_stack: Tensor | None,
+        coarse: ScaleOutput | None,
+        modulation: Sequence[Tensor],
     ) -> tuple[Tensor, Tensor, Tensor | None]:
         raise NotImplementedError
 
@@ -239,10 +293,12 @@ class _CompositeBase(nn.Module):
         mask: Tensor | None = None,
         coarse: ScaleOutput | None = None,
         use_raw_only: bool = False,
+        modulation: Sequence[Tensor] = (),
     ) -> ScaleOutput:
-        """Everything after the label stems (see ``label_stems``): for engines that compute the
-        stems outside their graph."""
-        img_feat, flow_feat, fg_feat = self._body(seg_stem, fg_stem, prev_stack, coarse)
+        """Everything after the label stems (see ``label_stems``) and the SPADE label convs
+        (``modulation``, see ``modulation_stems``; none for NVIDIA's design): for engines that
+        compute them outside their graph."""
+        img_feat, flow_feat, fg_feat = self._body(seg_stem, fg_stem, prev_stack, coarse, modulation)
         img_raw = self.model_final_img(img_feat)
         return self._compose(img_raw, img_feat, flow_feat, prev_stack, mask, fg_feat, use_raw_only)
 
@@ -268,7 +324,8 @@ class _CompositeBase(nn.Module):
         pooled style features at this scale's resolution (models with ``feat_nc`` > 0).
         """
         seg_stem, fg_stem = self.styled_stems(*self.label_stems(label_stack, label_codes, level), features)
-        return self.forward_from_stems(seg_stem, fg_stem, prev_stack, mask, coarse, use_raw_only)
+        modulation = self.modulation_stems(label_stack, label_codes, level)
+        return self.forward_from_stems(seg_stem, fg_stem, prev_stack, mask, coarse, use_raw_only, modulation)
 
 
 class CompositeGenerator(_CompositeBase):
@@ -309,22 +366,39 @@ class CompositeGenerator(_CompositeBase):
         self.model_down_img = nn.Sequential(
             *stem(config.prev_output_nc, ngf, norm, config.full_res_kernel), *copy.deepcopy(encoder)
         )
-        self.model_res_img = nn.Sequential(*[ResnetBlock(width, norm) for _ in range(n_blocks // 2)])
-        self.model_res_flow = copy.deepcopy(self.model_res_img)
+        # Registration order as before SPADE existed: a seeded init draws the same weights.
+        res_blocks = nn.Sequential(*[ResnetBlock(width, norm) for _ in range(n_blocks // 2)])
         decoder: list[nn.Module] = []
         for i in range(n_down):
             decoder += upsample(width // 2**i, width // 2 ** (i + 1), norm)
-        self.model_up_img = nn.Sequential(*decoder)
-        self.model_up_flow = copy.deepcopy(self.model_up_img)
+        if config.generator == "spade":
+            self.model_res_flow = res_blocks
+            self.model_up_flow = nn.Sequential(*decoder)
+            self.spade_img = SPADEDecoder(
+                width, n_blocks // 2, n_down, config.label_channels, config.spade_hidden, norm_mode
+            )
+        else:
+            self.model_res_img = res_blocks
+            self.model_res_flow = copy.deepcopy(self.model_res_img)
+            self.model_up_img = nn.Sequential(*decoder)
+            self.model_up_flow = copy.deepcopy(self.model_up_img)
         self.model_final_img = nn.Sequential(*head(ngf, config.output_nc, nn.Tanh(), config.full_res_kernel))
         self.model_final_flow = nn.Sequential(*head(ngf, 2, None, config.full_res_kernel))
         self.model_final_w = nn.Sequential(*head(ngf, 1, nn.Sigmoid(), config.full_res_kernel))
 
     def _body(
-        self, seg_stem: Tensor, fg_stem: Tensor | None, prev_stack: Tensor | None, coarse: ScaleOutput | None
+        self,
+        seg_stem: Tensor,
+        fg_stem: Tensor | None,
+        prev_stack: Tensor | None,
+        coarse: ScaleOutput | None,
+        modulation: Sequence[Tensor],
     ) -> tuple[Tensor, Tensor, Tensor | None]:
         encoded = self._encode(seg_stem, prev_stack)
-        img_feat = self.model_up_img(self.model_res_img(encoded))
+        if self.spade_img is not None:
+            img_feat = self.spade_img(encoded, modulation)
+        else:
+            img_feat = self.model_up_img(self.model_res_img(encoded))
         flow_feat = self.model_up_flow(self.model_res_flow(encoded))
         fg_feat = None
         if self.use_fg:
@@ -369,22 +443,36 @@ class CompositeLocalGenerator(_CompositeBase):
         self.model_down_img = nn.Sequential(
             *stem(config.prev_output_nc, ngf, norm, config.full_res_kernel), *downsample(ngf, ngf * 2, norm)
         )
-        self.model_up_img = nn.Sequential(
+        decoder = nn.Sequential(
             *[ResnetBlock(ngf * 2, norm) for _ in range(config.n_blocks_local)],
             *upsample(ngf * 2, ngf, norm),
         )
+        # Registration order as before SPADE existed: a seeded init draws the same weights.
+        spade = config.generator == "spade"
+        if spade:
+            self.spade_img = SPADEDecoder(
+                ngf * 2, config.n_blocks_local, 1, config.label_channels, config.spade_hidden, norm_mode
+            )
+        else:
+            self.model_up_img = decoder
         self.model_final_img = nn.Sequential(*head(ngf, config.output_nc, nn.Tanh(), config.full_res_kernel))
-        self.model_up_flow = copy.deepcopy(self.model_up_img)
+        self.model_up_flow = decoder if spade else copy.deepcopy(decoder)
         self.model_final_flow = nn.Sequential(*head(ngf, 2, None, config.full_res_kernel))
         self.model_final_w = nn.Sequential(*head(ngf, 1, nn.Sigmoid(), config.full_res_kernel))
 
     def _body(
-        self, seg_stem: Tensor, fg_stem: Tensor | None, prev_stack: Tensor | None, coarse: ScaleOutput | None
+        self,
+        seg_stem: Tensor,
+        fg_stem: Tensor | None,
+        prev_stack: Tensor | None,
+        coarse: ScaleOutput | None,
+        modulation: Sequence[Tensor],
     ) -> tuple[Tensor, Tensor, Tensor | None]:
         if coarse is None:
             raise ValueError("a finer scale needs the coarser scale's output (coarse=...)")
         encoded = self._encode(seg_stem, prev_stack)
-        img_feat = self.model_up_img(encoded + coarse.img_feat)
+        features = encoded + coarse.img_feat
+        img_feat = self.spade_img(features, modulation) if self.spade_img is not None else self.model_up_img(features)
         flow_feat = self.model_up_flow(encoded + coarse.flow_feat)
         fg_feat = None
         if self.use_fg:

@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import ConfigDict, Field, Strict, TypeAdapter, ValidationError
 
 SingleKind = Literal["global", "local"]
 LabelPyramid = Literal["avg", "nearest"]
+# "nvidia": NVIDIA's design (every norm has learnt affine parameters; NVIDIA's checkpoints).
+# "spade": the image decoders are SPADE residual blocks (Park et al. 2019), whose parameter-free
+# norms are modulated per pixel by the labels (renderer.model.spade; our own models only).
+GeneratorKind = Literal["nvidia", "spade"]
+GENERATOR_KINDS: tuple[str, ...] = get_args(GeneratorKind)
 
 # Bounds are generous (NVIDIA's largest street model: ngf 128, 3 downsamplings, 9 blocks, 3
 # scales) but keep a hostile or mistyped config.json from building a model that cannot fit in
@@ -46,6 +51,8 @@ class SingleGConfig:
     n_blocks_local: Count = 3  # "local" only
     label_nc: Annotated[int, Strict(), Field(ge=1, le=256)] = 35
     output_nc: Annotated[int, Strict(), Field(ge=1, le=4)] = 3
+    generator: GeneratorKind = "nvidia"  # "spade": SPADE residual blocks decode ("global" only)
+    spade_hidden: Channels = 32  # "spade" only: channels of each SPADE layer's shared label conv
 
     @property
     def size_multiple(self) -> int:
@@ -60,6 +67,8 @@ class SingleGConfig:
         width = self.ngf * 2 ** (self.n_downsampling + extra)
         _check(width <= MAX_WIDTH, "single_g.ngf", self.ngf,
                f"ngf·2^(n_downsampling{' + n_local_enhancers' if extra else ''}) <= {MAX_WIDTH} (got {width})")
+        _check(self.generator == "nvidia" or self.kind == "global", "single_g.generator", self.generator,
+               "'spade' only with single_g.kind 'global'")
 
 
 @dataclass(frozen=True)
@@ -91,6 +100,12 @@ class GeneratorConfig:
     # NVIDIA model): no encoder and no feature input, the state dict exactly as before.
     feat_nc: Annotated[int, Strict(), Field(ge=0, le=16)] = 0
     feat_ngf: Annotated[int, Strict(), Field(ge=1, le=64)] = 16
+    # Our own models only. "spade": each scale's image decoder is made of SPADE residual blocks
+    # modulated by the current label frame (needs label_pyramid "nearest": the labels a scale
+    # sees stay one-hot, so the SPADE label convs are exact table lookups at inference).
+    # ``spade_hidden``: channels of each SPADE layer's shared conv on the labels.
+    generator: GeneratorKind = "nvidia"
+    spade_hidden: Channels = 32
 
     @property
     def label_channels(self) -> int:
@@ -130,6 +145,12 @@ class GeneratorConfig:
         )
         width = self.ngf * 2**self.n_downsampling
         _check(width <= MAX_WIDTH, "ngf", self.ngf, f"ngf·2^n_downsampling <= {MAX_WIDTH} (got {width})")
+        _check(
+            self.generator == "nvidia" or self.label_pyramid == "nearest",
+            "label_pyramid",
+            self.label_pyramid,
+            "'nearest' with generator 'spade' (its label maps must stay one-hot at every scale)",
+        )
         smallest = self.scale_ngf(self.n_scales - 1)
         fg_ngf = smallest // 2 if self.n_downsampling > 2 else smallest
         _check(
@@ -267,10 +288,47 @@ PRESETS: dict[str, GeneratorConfig] = {
         single_g=SingleGConfig(kind="global", ngf=16, n_downsampling=3, n_blocks=3),
     ),
 }
+# ``lite`` with SPADE image decoders, its widths chosen so that one frame at 512x256 costs the
+# same multiply-adds as ``lite``'s (within 5 %, tests/unit/test_model_spade.py; docs/spade.md).
+# The SPADE decoders cost more per channel (two convs per block and a gamma/beta conv per norm),
+# so ngf drops from 8 to 6 and each SPADE layer's shared conv has 2 channels: 0.627 GMAC per frame
+# against lite's 0.613 (+2.2 %). (ngf 4 with spade_hidden 8 is the other +2.2 % choice.)
+PRESETS["lite_spade"] = PRESETS["lite"].replace(
+    generator="spade",
+    ngf=6,
+    spade_hidden=2,
+    single_g=dataclasses.replace(PRESETS["lite"].single_g, generator="spade", spade_hidden=8),  # type: ignore[arg-type]
+)
+# (preset, generator) -> the preset of the same model in that design, for ``preset(name, generator)``.
+PRESET_TWINS: dict[tuple[str, str], str] = {("lite", "spade"): "lite_spade", ("lite_spade", "nvidia"): "lite"}
 
 
-def preset(name: str) -> GeneratorConfig:
-    """The named preset config ('lite', 'nvidia_1024_g1', 'nvidia_2048')."""
+def preset(name: str, generator: str | None = None) -> GeneratorConfig:
+    """The named preset config ('lite', 'lite_spade', 'nvidia_1024_g1', 'nvidia_2048').
+
+    ``generator`` ("nvidia" or "spade", None: the preset's own) picks that design: the preset's
+    own twin where one exists (``lite`` + "spade" is ``lite_spade``, widths chosen for equal
+    multiply-adds; ``lite_spade`` + "nvidia" is ``lite``), else the same widths with
+    ``with_generator``.
+    """
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
-    return PRESETS[name]
+    config = PRESETS[name]
+    if generator is None or generator == config.generator:
+        return config
+    twin = PRESET_TWINS.get((name, generator))
+    return PRESETS[twin] if twin is not None else with_generator(config, generator)
+
+
+def with_generator(config: GeneratorConfig, generator: str) -> GeneratorConfig:
+    """``config`` with the sequential and single-image generators of design ``generator``, same
+    widths ("spade" also switches the label pyramid to "nearest", which it needs)."""
+    if generator not in GENERATOR_KINDS:
+        raise ValueError(f"unknown generator {generator!r}; choose one of {', '.join(GENERATOR_KINDS)}")
+    changes: dict[str, Any] = {"generator": generator}
+    if generator == "spade":
+        changes["label_pyramid"] = "nearest"
+    # A local-enhancer single-image generator keeps NVIDIA's design (SPADE's is "global" only).
+    if config.single_g is not None and config.single_g.kind == "global":
+        changes["single_g"] = dataclasses.replace(config.single_g, generator=generator)
+    return config.replace(**changes)

@@ -50,7 +50,7 @@ class Vid2VidGenerator(nn.Module):
                 widths = sum(conv.out_channels for conv in scale._stem_convs())
                 scale.style_stem = StyleStem(config.feat_nc, widths, scale.model_down_seg[1].kernel_size[0])
             if self.single_g is not None:
-                single_stem = self.single_g.model[1]
+                single_stem = self.single_g.stem_conv
                 self.style_single = StyleStem(config.feat_nc, single_stem.out_channels, single_stem.kernel_size[0])
 
     def set_norm_mode(self, mode: NormMode) -> Vid2VidGenerator:
@@ -108,6 +108,18 @@ class Vid2VidGenerator(nn.Module):
             for index, (scale, stack) in enumerate(zip(self.scales, label_stacks))
         ]
 
+    def modulations(
+        self, label_stacks: Sequence[Tensor | None], label_codes: Tensor | None = None
+    ) -> list[list[Tensor]]:
+        """Every scale's SPADE label convs (``CompositeGenerator.modulation_stems``; empty lists
+        for NVIDIA's design), from the stacks or, with "lookup", the full-resolution codes."""
+        self._check_count(label_stacks, label_stacks)
+        last = self.config.n_scales - 1
+        return [
+            scale.modulation_stems(stack, label_codes, last - index)
+            for index, (scale, stack) in enumerate(zip(self.scales, label_stacks))
+        ]
+
     def label_pyramid(self, encoded_labels: Tensor, n_scales: int | None = None) -> list[Tensor]:
         """(B, C, H, W) encoded label frame(s) (``inputs.encode_label_frame``, any C) -> the
         label input of every scale, **coarsest first** (as ``label_stacks``), built the way this
@@ -128,15 +140,23 @@ class Vid2VidGenerator(nn.Module):
         masks: Sequence[Tensor | None],
         prev_stacks: Sequence[Tensor] | None,
         use_raw_only: bool = False,
+        modulations: Sequence[Sequence[Tensor]] | None = None,
     ) -> list[ScaleOutput]:
-        """All scales, coarse to fine, from precomputed stems and masks (for engines)."""
+        """All scales, coarse to fine, from precomputed stems, masks and SPADE label convs
+        (``modulations``, see ``modulations``; None for NVIDIA's design) (for engines)."""
         if prev_stacks is None:
             prev_stacks = [None] * len(stems)  # type: ignore[list-item]
+        if modulations is None:
+            if self.config.generator != "nvidia":
+                raise ValueError(f"a {self.config.generator!r} generator needs its label modulations")
+            modulations = [()] * len(stems)
         self._check_count(stems, prev_stacks)
         outputs: list[ScaleOutput] = []
         coarse: ScaleOutput | None = None
-        for scale, (seg_stem, fg_stem), mask, prev in zip(self.scales, stems, masks, prev_stacks):
-            coarse = scale.forward_from_stems(seg_stem, fg_stem, prev, mask, coarse, use_raw_only)
+        for scale, (seg_stem, fg_stem), mask, prev, modulation in zip(
+            self.scales, stems, masks, prev_stacks, modulations
+        ):
+            coarse = scale.forward_from_stems(seg_stem, fg_stem, prev, mask, coarse, use_raw_only, modulation)
             outputs.append(coarse)
         return outputs
 
@@ -165,6 +185,7 @@ class Vid2VidGenerator(nn.Module):
             self.masks(label_stacks, label_codes),
             prev_stacks,
             use_raw_only,
+            self.modulations(label_stacks, label_codes),
         )
 
     def _check_count(self, first: Sequence, second: Sequence) -> None:
@@ -184,9 +205,8 @@ class Vid2VidGenerator(nn.Module):
             return self.single_g(one_hot)
         if not self.config.feat_nc:
             raise ValueError("this generator takes no style features (generator feat_nc is 0)")
-        layers = self.single_g.model  # a GlobalGenerator: the config allows styles with no other
-        stem_out = layers[1](layers[0](one_hot)) + self.style_single(features)
-        return layers[2:](stem_out)
+        # A global generator of either design: the config allows styles with no other.
+        return self.single_g(one_hot, stem_extra=self.style_single(features))
 
     @property
     def has_styles(self) -> bool:
@@ -214,7 +234,7 @@ def build_generator(
                     fan_in = module.weight.shape[1] * module.weight[0, 0].numel()
                     bound = 1.0 / math.sqrt(fan_in)
                     module.bias.uniform_(-bound, bound, generator=rng)
-            elif isinstance(module, nn.BatchNorm2d):
+            elif isinstance(module, nn.BatchNorm2d) and module.affine:
                 module.weight.normal_(1.0, 0.02, generator=rng)
                 module.bias.zero_()
     return generator

@@ -25,10 +25,13 @@ class FrameStatNorm2d(nn.BatchNorm2d):
       used nor updated. For a batch of one this is exactly BatchNorm in training mode.
     - ``"batch"``: ordinary ``nn.BatchNorm2d`` behaviour (batch statistics and running-statistics
       updates in ``train()``, running statistics in ``eval()``); used for training.
+
+    ``affine=False``: no weight and bias at all (SPADE's parameter-free normalisation, whose
+    scale and bias come from the labels instead; ``renderer.model.spade``).
     """
 
-    def __init__(self, num_features: int, mode: NormMode = "frame") -> None:
-        super().__init__(num_features)
+    def __init__(self, num_features: int, mode: NormMode = "frame", affine: bool = True) -> None:
+        super().__init__(num_features, affine=affine)
         self.mode: NormMode = mode
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:

@@ -8,6 +8,7 @@ from torch import Tensor, nn
 from renderer.model.blocks import ResnetBlock, downsample, head, stem, upsample
 from renderer.model.config import SingleGConfig
 from renderer.model.norm import InstanceNormNoAffine
+from renderer.model.spade import SPADEDecoder
 
 MAX_CHANNELS = 1024  # vid2vid's GlobalGenerator caps widths at 1024
 
@@ -43,9 +44,17 @@ class GlobalGenerator(nn.Module):
             )
         )
 
-    def forward(self, one_hot: Tensor) -> Tensor:
-        """(B, label_nc, H, W) one-hot labels -> (B, 3, H, W) image in [-1, 1]."""
-        return self.model(one_hot)
+    @property
+    def stem_conv(self) -> nn.Conv2d:
+        """The first convolution (on the one-hot labels), where style features join."""
+        return self.model[1]
+
+    def forward(self, one_hot: Tensor, stem_extra: Tensor | None = None) -> Tensor:
+        """(B, label_nc, H, W) one-hot labels [+ (B, ngf, H, W) added to the stem conv's output]
+        -> (B, 3, H, W) image in [-1, 1]."""
+        if stem_extra is None:
+            return self.model(one_hot)
+        return self.model[2:](self.model[1](self.model[0](one_hot)) + stem_extra)
 
 
 class LocalEnhancer(nn.Module):
@@ -92,8 +101,44 @@ class LocalEnhancer(nn.Module):
         return features
 
 
+class SpadeGlobalGenerator(nn.Module):
+    """``generator: spade`` for first frames: the global generator's encoder (stem and
+    downsamplings), then a ``SPADEDecoder`` modulated by the one-hot labels (its residual blocks
+    and upsamplings), then the 7×7 Tanh head."""
+
+    def __init__(self, config: SingleGConfig) -> None:
+        super().__init__()
+        n_down = config.n_downsampling
+        # The global generator's stem (4 modules) and downsamplings (3 each), without its blocks.
+        layers = _global_layers(config.label_nc, config.output_nc, config.ngf, n_down, n_blocks=0)
+        self.encoder = nn.Sequential(*layers[: 4 + 3 * n_down])
+        self.decoder = SPADEDecoder(
+            config.ngf * 2**n_down, config.n_blocks, n_down, config.label_nc, config.spade_hidden,
+            max_channels=MAX_CHANNELS,
+        )
+        self.head = nn.Sequential(*head(self.decoder.out_channels, config.output_nc, nn.Tanh()))
+
+    @property
+    def stem_conv(self) -> nn.Conv2d:
+        """The first convolution (on the one-hot labels), where style features join."""
+        return self.encoder[1]
+
+    def forward(self, one_hot: Tensor, stem_extra: Tensor | None = None) -> Tensor:
+        """(B, label_nc, H, W) one-hot labels [+ (B, ngf, H, W) added to the stem conv's output]
+        -> (B, 3, H, W) image in [-1, 1]."""
+        if stem_extra is None:
+            encoded = self.encoder(one_hot)
+        else:
+            encoded = self.encoder[2:](self.encoder[1](self.encoder[0](one_hot)) + stem_extra)
+        return self.head(self.decoder(encoded, self.decoder.embed(one_hot)))
+
+
 def build_single_generator(config: SingleGConfig) -> nn.Module:
     """The single-image generator described by ``config``."""
+    if config.generator == "spade":
+        if config.kind != "global":
+            raise ValueError(f"single_g.generator 'spade' needs kind 'global', got {config.kind!r}")
+        return SpadeGlobalGenerator(config)
     if config.kind == "global":
         return GlobalGenerator(config)
     if config.kind == "local":

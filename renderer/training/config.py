@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from renderer.model.config import GENERATOR_KINDS
 from renderer.training.losses import GANLoss, LossWeights
 
 
@@ -80,6 +81,9 @@ class TrainConfig(SavedConfig):
 
     # Generator
     model: str = "lite"  # a preset name of renderer.model, or a path to a config.json
+    # "nvidia" or "spade": the generator design (None: the model's own); "spade" with the lite
+    # preset is lite_spade (equal multiply-adds per frame), see renderer.model.config.preset.
+    generator: str | None = None
     temporal: bool = True  # False: the frame-by-frame (pix2pixHD-style) baseline
     init_from: str | None = None  # our checkpoint folder or an NVIDIA checkpoint folder (fine-tuning)
     real_first_frames: int = 2
@@ -136,6 +140,8 @@ class TrainConfig(SavedConfig):
         need(self, self.crop_height >= 16 and self.crop_height % 8 == 0, "crop_height", "a multiple of 8, >= 16")
         need(self, self.load_width is None or self.load_width >= self.crop_width, "load_width", ">= crop_width or null")
         need(self, self.t_step >= 1, "t_step", ">= 1")
+        need(self, self.generator is None or self.generator in GENERATOR_KINDS, "generator",
+             f"one of {', '.join(GENERATOR_KINDS)} or null")
         need(self, self.dis_preset in ("ultrafast", "fast", "medium"), "dis_preset", "one of ultrafast, fast, medium")
         need(self, 0 < self.confidence_threshold <= 1, "confidence_threshold", "in (0, 1]")
         need(self, self.num_workers >= 0, "num_workers", ">= 0")

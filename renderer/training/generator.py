@@ -29,7 +29,7 @@ from renderer.checkpoint import (
     save_checkpoint,
     strict_load,
 )
-from renderer.model.config import GeneratorConfig, preset
+from renderer.model.config import GeneratorConfig, preset, with_generator
 from renderer.model.generator import Vid2VidGenerator, build_generator
 from renderer.model.inputs import build_pyramid, one_hot_labels
 from renderer.model.style import StyleStem, feature_level, pool_by_instance
@@ -48,14 +48,17 @@ class GeneratorOutput(NamedTuple):
     scale_images: list[Tensor] | None = None
 
 
-def resolve_model_config(model: str, temporal: bool) -> GeneratorConfig:
-    """A preset name or a config.json path -> GeneratorConfig (the baseline drops the single-image G)."""
+def resolve_model_config(model: str, temporal: bool, generator: str | None = None) -> GeneratorConfig:
+    """A preset name or a config.json path -> GeneratorConfig (the baseline drops the single-image G);
+    ``generator`` ("nvidia", "spade"; None: as given) picks the design (``preset(name, generator)``)."""
     path = Path(model)
     if path.suffix == ".json" and path.is_file():
         document = json.loads(path.read_text())
         config = GeneratorConfig.from_dict(document.get("generator", document))
+        if generator is not None and generator != config.generator:
+            config = with_generator(config, generator)
     else:
-        config = preset(model)
+        config = preset(model, generator)
     if not temporal:
         config = config.replace(single_g=None)
     return config
@@ -73,16 +76,21 @@ class TrainableGenerator(nn.Module):
 
     @classmethod
     def build(cls, model: str = "lite", temporal: bool = True, init_from: str | None = None,
-              seed: int | None = None, feature_channels: int = 0) -> "TrainableGenerator":
-        """From a preset / config.json, optionally initialised from our or NVIDIA's checkpoint
-        folder; ``feature_channels`` > 0 adds a style encoder (docs/styles.md)."""
+              seed: int | None = None, generator: str | None = None,
+              feature_channels: int = 0) -> "TrainableGenerator":
+        """From a preset / config.json (in design ``generator``, None: as given), optionally
+        initialised from our or NVIDIA's checkpoint folder (whose design it keeps);
+        ``feature_channels`` > 0 adds a style encoder (docs/styles.md)."""
         if init_from is None:
-            config = resolve_model_config(model, temporal)
+            config = resolve_model_config(model, temporal, generator)
             if feature_channels:
                 config = config.replace(feat_nc=feature_channels)
             return cls(build_generator(config, seed=seed), temporal)
         folder = Path(init_from)
         net = load_checkpoint(folder) if is_our_checkpoint(folder) else load_nvidia_checkpoint(folder)
+        if generator is not None and generator != net.config.generator:
+            raise ValueError(f"--init-from {folder} holds a {net.config.generator!r} generator, not "
+                             f"{generator!r}: leave --generator out to fine-tune it as it is")
         if not temporal and net.single_g is not None:
             net = _without_single(net)
         if feature_channels and net.config.feat_nc != feature_channels:

@@ -175,6 +175,7 @@ class Trainer:
             items_per_epoch=None)
 
         self.generator = TrainableGenerator.build(config.model, temporal=config.temporal, init_from=config.init_from,
+                                                  generator=config.generator,
                                                   feature_channels=config.feature_channels)
         self.sequences = sequences
         self.generator.to(self.device)

@@ -23,7 +23,7 @@ from renderer.engines.hardware import best_precision, precision_support, resolve
 from renderer.loading import bundled_checkpoint, load_generator
 from renderer.model.config import GeneratorConfig
 from renderer.model.generator import build_generator
-from renderer.model.inputs import build_pyramid, encode_label_frame
+from renderer.model.inputs import build_pyramid, encode_label_frame, nearest_pyramid
 from renderer.model.stem import frame_codes
 from renderer.sequential import SequentialRenderer
 
@@ -40,7 +40,8 @@ def step_inputs(config: GeneratorConfig, size: tuple[int, int], seed: int = 0):
     for labels, instances in frames:
         ids = torch.from_numpy(labels.astype(np.int64))[None]
         frame = encode_label_frame(ids, torch.from_numpy(instances.astype(np.int64))[None])
-        encoded.append(build_pyramid(frame, config.n_scales)[::-1])
+        pyramid = nearest_pyramid if config.label_pyramid == "nearest" else build_pyramid
+        encoded.append(pyramid(frame, config.n_scales)[::-1])
         codes.append(frame_codes(ids, frame[:, config.label_nc]))
     label_stacks = [torch.cat([p[s] for p in encoded], 1) for s in range(config.n_scales)]
     rng = torch.Generator().manual_seed(seed)
@@ -95,6 +96,34 @@ def test_engine_matches_pytorch_fp32(
         images2 = engine(label_stacks2, prev_stacks2, codes2)
         assert max_difference(images2, reference(generator, label_stacks2, prev_stacks2, codes2)) < TOLERANCE
         assert engine.describe()["engine"] == name
+    finally:
+        engine.close()
+
+
+TINY_SPADE = TINY.replace(generator="spade", spade_hidden=4, label_pyramid="nearest")
+
+
+@pytest.mark.parametrize(
+    "name", ["torch", pytest.param("onnx", marks=pytest.mark.slow), pytest.param("openvino", marks=pytest.mark.slow)]
+)
+def test_spade_generator_runs_on_the_engine_like_pytorch_fp32(
+    name: str, openvino_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SPADE label convs run before the body; the body takes them as inputs (one per decoder
+    resolution) and every engine agrees with the eager generator."""
+    usable, reason = engine_status(name, "cpu")
+    if not usable:
+        pytest.skip(reason)
+    monkeypatch.setenv("CARLA_NEURAL_CACHE", str(openvino_cache))
+    generator = build_generator(TINY_SPADE, seed=2).eval()
+    body = BodyStep(generator)
+    assert body.input_names() == [
+        "seg_stem_0", "fg_stem_0", "fg_mask_0", "prev_0", "spade_0_0", "spade_0_1", "spade_0_2",
+        "seg_stem_1", "fg_stem_1", "fg_mask_1", "prev_1", "spade_1_0", "spade_1_1",
+    ]
+    engine = build_engine(name, generator, "cpu")
+    try:
+        assert_step_parity(engine, generator, SIZE)
     finally:
         engine.close()
 

@@ -3,6 +3,7 @@ renderer's style (fixed per sequence, distinct between styles, absent for models
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -199,3 +200,29 @@ def test_adding_styles_to_a_model_keeps_its_output(tmp_path: Path) -> None:
     styled_renderer.set_style(np.random.default_rng(0).uniform(-1, 1, (35, 3)).astype(np.float32))
     for _ in range(4):
         assert np.array_equal(plain_renderer.step(labels, instances), styled_renderer.step(labels, instances))
+
+
+def test_styles_reach_a_spade_generator_and_its_first_frames() -> None:
+    """Styles and `generator: spade` combine: the style features change the first frame (the SPADE
+    single-image generator's stem) and the later ones, and zero style convolutions change nothing."""
+    config = STYLED.replace(generator="spade", spade_hidden=4, label_pyramid="nearest",
+                            single_g=dataclasses.replace(STYLED.single_g, generator="spade", spade_hidden=4))
+    net = build_generator(config, seed=1).eval()
+    labels, instances = _scene()
+    rng = np.random.default_rng(0)
+    outputs = []
+    for vectors in (rng.uniform(-1, 1, (35, 3)), rng.uniform(-1, 1, (35, 3))):
+        renderer = SequentialRenderer(net, size=(64, 32))
+        renderer.set_style(vectors.astype(np.float32))
+        outputs.append([renderer.step(labels, instances) for _ in range(3)])
+    for first, second in zip(*outputs):
+        assert np.abs(first.astype(int) - second).mean() > 0.5
+    with torch.no_grad():
+        for module in (net.style_single, *(scale.style_stem for scale in net.scales)):
+            for parameter in module.parameters():
+                parameter.zero_()
+    plain = SequentialRenderer(net, size=(64, 32))
+    styled = SequentialRenderer(net, size=(64, 32))
+    styled.set_style(rng.uniform(-1, 1, (35, 3)).astype(np.float32))
+    for _ in range(3):
+        assert np.array_equal(plain.step(labels, instances), styled.step(labels, instances))
