@@ -25,7 +25,7 @@ demo: $(STAMP)
 	$(VENV)/bin/carla-neural demo --out runs/demo
 
 test: $(STAMP)
-	SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy $(PY) -m pytest -q -rs tests
+	SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy $(PY) -m pytest -q -rs -n 2 tests
 
 model: $(STAMP)
 	$(VENV)/bin/carla-neural train-bundled --steps 1200 --out $(MODEL_OUT)
