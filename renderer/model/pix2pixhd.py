@@ -33,6 +33,14 @@ def _global_layers(
     return layers
 
 
+def _through_stem(layers: nn.Sequential, one_hot: Tensor, stem_extra: Tensor | None) -> Tensor:
+    """Run ``layers`` (pad, stem conv, ...) on (B, label_nc, H, W) one-hot labels, adding
+    ``stem_extra`` (B, C, H, W) to the stem conv's output where given (the style input)."""
+    if stem_extra is None:
+        return layers(one_hot)
+    return layers[2:](layers[1](layers[0](one_hot)) + stem_extra)
+
+
 class GlobalGenerator(nn.Module):
     """Encoder, residual blocks, decoder, 7×7 Tanh head; parameters ``model.{i}.*``."""
 
@@ -52,9 +60,7 @@ class GlobalGenerator(nn.Module):
     def forward(self, one_hot: Tensor, stem_extra: Tensor | None = None) -> Tensor:
         """(B, label_nc, H, W) one-hot labels [+ (B, ngf, H, W) added to the stem conv's output]
         -> (B, 3, H, W) image in [-1, 1]."""
-        if stem_extra is None:
-            return self.model(one_hot)
-        return self.model[2:](self.model[1](self.model[0](one_hot)) + stem_extra)
+        return _through_stem(self.model, one_hot, stem_extra)
 
 
 class LocalEnhancer(nn.Module):
@@ -126,10 +132,7 @@ class SpadeGlobalGenerator(nn.Module):
     def forward(self, one_hot: Tensor, stem_extra: Tensor | None = None) -> Tensor:
         """(B, label_nc, H, W) one-hot labels [+ (B, ngf, H, W) added to the stem conv's output]
         -> (B, 3, H, W) image in [-1, 1]."""
-        if stem_extra is None:
-            encoded = self.encoder(one_hot)
-        else:
-            encoded = self.encoder[2:](self.encoder[1](self.encoder[0](one_hot)) + stem_extra)
+        encoded = _through_stem(self.encoder, one_hot, stem_extra)
         return self.head(self.decoder(encoded, self.decoder.embed(one_hot)))
 
 
