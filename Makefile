@@ -5,11 +5,14 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # CPU wheels of torch live on this machine's disk; elsewhere pip takes torch from PyPI.
 TORCH_SPEC ?= torch==2.13.0
-# Where `make model` writes; the shipped model in renderer/weights/lite is replaced only on request
-# (make model MODEL_OUT=renderer/weights/lite).
+# Where `make model` writes a built-in-world model (the recipe of the earlier bundled model).
 MODEL_OUT ?= runs/model
+# `make street-model`: the shipped street model's recipe (renderer/weights/lite/README.md) on DATA.
+DATA ?= ../shared/data/cityscapes-sequences
+STREET_OUT ?= runs/street
+RECIPE := renderer/weights/lite/recipe.json
 
-.PHONY: demo test model bench install clean
+.PHONY: demo test model street-model bench install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +32,12 @@ test: $(STAMP)
 
 model: $(STAMP)
 	$(VENV)/bin/carla-neural train-bundled --steps 1200 --out $(MODEL_OUT)
+
+street-model: $(STAMP)
+	$(VENV)/bin/carla-neural train --config $(RECIPE) --data $(DATA) --out $(STREET_OUT)/vid2vid
+	$(VENV)/bin/carla-neural train --config $(RECIPE) --data $(DATA) --out $(STREET_OUT)/baseline --baseline --frame-steps 0
+	$(VENV)/bin/carla-neural evaluate --data $(DATA) --sequences seq0004 --checkpoint $(STREET_OUT)/vid2vid/generator \
+	  --checkpoint $(STREET_OUT)/baseline/generator --json $(STREET_OUT)/evaluate.json
 
 bench: $(STAMP)
 	mkdir -p runs/bench

@@ -1,4 +1,4 @@
-"""Checkpoint references ("bundled" or a path) -> the folder, checked to be there.
+"""Checkpoint references ("bundled", "bundled-baseline" or a path) -> the folder, checked to be there.
 
 The one home of the checkpoint-exists rule: the demo, the worker supervisor and the worker all
 call `resolve_checkpoint` before anything starts. Torch-free, so that the client side checks a
@@ -10,6 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 BUNDLED = "bundled"
+BUNDLED_BASELINE = "bundled-baseline"
+# The shipped models by reference: the vid2vid model and its frame-by-frame baseline (trained the
+# same way, shipped so that anyone can rerun the comparison in renderer/weights/lite/README.md).
+BUNDLED_FOLDERS = {BUNDLED: "lite", BUNDLED_BASELINE: "lite-baseline"}
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 
@@ -22,9 +26,10 @@ class CheckpointMissing(CheckpointError, FileNotFoundError):
     """The checkpoint a reference names is not there (a missing path, or the bundled model not built)."""
 
 
-def bundled_checkpoint() -> Path:
-    """The shipped ``lite`` model folder, ``renderer/weights/lite/`` (may not be built yet)."""
-    return Path(__file__).resolve().parent / "weights" / "lite"
+def bundled_checkpoint(reference: str = BUNDLED) -> Path:
+    """The folder of a shipped model: ``renderer/weights/lite/`` for "bundled",
+    ``renderer/weights/lite-baseline/`` for "bundled-baseline" (may not be built yet)."""
+    return Path(__file__).resolve().parent / "weights" / BUNDLED_FOLDERS[reference]
 
 
 def is_our_checkpoint(folder: str | Path) -> bool:
@@ -34,20 +39,21 @@ def is_our_checkpoint(folder: str | Path) -> bool:
 
 
 def resolve_checkpoint(checkpoint: str | Path) -> Path:
-    """The folder a checkpoint reference names: "bundled" -> the shipped lite model, else the path;
-    CheckpointMissing (one line: what is missing and what to give) when it is not there."""
-    if str(checkpoint) == BUNDLED:
-        folder = bundled_checkpoint()
+    """The folder a checkpoint reference names: "bundled" / "bundled-baseline" -> the shipped model,
+    else the path; CheckpointMissing (one line: what is missing and what to give) when it is not there."""
+    if str(checkpoint) in BUNDLED_FOLDERS:
+        folder = bundled_checkpoint(str(checkpoint))
         if not is_our_checkpoint(folder):
             raise CheckpointMissing(
-                f"the bundled lite model is not built yet ({folder} has no {CONFIG_FILE} + {WEIGHTS_FILE}): "
-                "run `make model` to train it, or pass --checkpoint with an NVIDIA or carla-neural checkpoint"
+                f"the {checkpoint} model is missing from this install ({folder} has no {CONFIG_FILE} + "
+                f"{WEIGHTS_FILE}): see renderer/weights/lite/README.md to train it, or pass --checkpoint "
+                "with an NVIDIA or carla-neural checkpoint"
             )
         return folder
     path = Path(checkpoint)
     if not path.exists():
         raise CheckpointMissing(
             f"checkpoint not found: {path} does not exist; give a folder with {CONFIG_FILE} and "
-            f"{WEIGHTS_FILE}, an NVIDIA checkpoint folder, or {BUNDLED!r}"
+            f"{WEIGHTS_FILE}, an NVIDIA checkpoint folder, {BUNDLED!r} or {BUNDLED_BASELINE!r}"
         )
     return path

@@ -15,7 +15,7 @@ from renderer.checkpoint import (
     load_nvidia_checkpoint,
     read_config,
 )
-from renderer.checkpoint_ref import BUNDLED, bundled_checkpoint, resolve_checkpoint
+from renderer.checkpoint_ref import bundled_checkpoint, resolve_checkpoint
 from renderer.model.generator import Vid2VidGenerator
 from renderer.sequential import FrameEngine, SequentialRenderer
 

@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Protocol
 from urllib.parse import urlsplit
 
@@ -508,6 +508,11 @@ def run(config: WorkerConfig, *, factory: tuple[RendererFactory, dict[str, Any]]
             print(f"error: {exc}", file=sys.stderr)
             return 2
 
+        from renderer.engines import pick_engine
+        from renderer.loading import resolve_device
+
+        # "auto" becomes the engine it picks here, so PONG and the ready line name what really runs.
+        config = replace(config, engine=pick_engine(config.engine, resolve_device(config.device)))
         try:
             factory = model_renderer_factory(config.checkpoint, config.engine, config.device, config.size)
         except CheckpointError as exc:  # names the file, the field and what to do

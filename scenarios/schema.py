@@ -290,7 +290,7 @@ class Rendering(StrictModel):
     (carla_neural.label_transform) goes between remap and the renderer."""
 
     checkpoint: str = "bundled"
-    engine: Literal["torch", "compile", "onnx", "openvino", "tensorrt"] = "torch"
+    engine: Literal["torch", "compile", "onnx", "openvino", "tensorrt", "auto"] = "torch"
     adapt_labels: bool = False
     # A label transform config JSON (relative to the working directory); None: the calibrated one.
     transform_config: str | None = None

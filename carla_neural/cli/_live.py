@@ -58,7 +58,7 @@ def render_options(command: Command) -> Command:
     options = [
         click.option("--checkpoint", default=None,
                      help="Checkpoint folder, NVIDIA folder or 'bundled' (default: the scenario's, else bundled)."),
-        click.option("--engine", type=click.Choice(["torch", "compile", "onnx", "openvino", "tensorrt"]), default=None,
+        click.option("--engine", type=click.Choice(["torch", "compile", "onnx", "openvino", "tensorrt", "auto"]), default=None,
                      help="Renderer engine (default: the scenario's, else torch)."),
         click.option("--device", default="auto", show_default=True, help="Renderer device: auto, cpu, cuda."),
         click.option("--worker", "worker_endpoint", default=None, metavar="ENDPOINT",

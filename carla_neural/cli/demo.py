@@ -48,7 +48,9 @@ def _checkpoint_facts(checkpoint: str) -> str:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/demo"),
               show_default=True, help="Run folder to write.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the built-in world.")
-@click.option("--engine", default="torch", show_default=True, help="Renderer engine of the worker.")
+@click.option("--engine", default="auto", show_default=True,
+              help="Renderer engine of the worker: auto (openvino on a CPU where it is installed, else torch), "
+                   "torch, compile, onnx, openvino or tensorrt.")
 @click.option("--device", default="auto", show_default=True, help="Renderer device: auto, cpu, cuda.")
 @click.option("--png/--no-png", default=False, show_default=True,
               help="Also write PNG frames (raw, neural, label ids, instance ids, flow).")
@@ -94,8 +96,9 @@ def command(frame_count: int, size: tuple[int, int], checkpoint: str, headless: 
         record=RecordSpec(out_dir, png=png), adapt=adapt,
         # On a screen, play no faster than real time; headless, as fast as it goes.
         max_fps=None if headless else 1.0 / FIXED_DELTA_S,
-        run_info={"source": "builtin", "seed": seed, "checkpoint": checkpoint_path, "engine": engine,
-                  "device": device, **({"style": style.label} if style is not None else {})},
+        # engine and device come from the worker (what "auto" became), with the other renderer facts.
+        run_info={"source": "builtin", "seed": seed, "checkpoint": checkpoint_path,
+                  **({"style": style.label} if style is not None else {})},
     )
     split = plan_split() if cpu_split else None  # the one open_run makes: same CPUs, same answer
     click.echo(f"demo: starting the render worker ({checkpoint}, {engine}, {device}"

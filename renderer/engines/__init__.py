@@ -8,6 +8,7 @@
 ``onnx``        ONNX export (opset 18, GridSample warp) run by ONNX Runtime
 ``openvino``    the same ONNX export compiled by OpenVINO for the CPU — needs ``openvino``
 ``tensorrt``    TensorRT engine built from that ONNX — needs a CUDA GPU and ``tensorrt``
+``auto``        ``openvino`` on a CPU where it is installed (else ``torch``), ``torch`` on a GPU
 ==============  ================================================================================
 
 ``build_engine(name, generator, device=..., size=...)`` returns an engine or raises
@@ -26,8 +27,13 @@ from renderer.engines.base import BodyStep, Engine, EngineUnavailable, example_s
 from renderer.engines.hardware import precision_support
 
 ENGINE_NAMES = ("torch", "torch-fp16", "torch-bf16", "compile", "onnx", "openvino", "tensorrt")
+# "auto" names no back end of its own: `pick_engine` turns it into one of ENGINE_NAMES.
+AUTO = "auto"
+ENGINE_CHOICES = ENGINE_NAMES + (AUTO,)
 
 __all__ = [
+    "AUTO",
+    "ENGINE_CHOICES",
     "ENGINE_NAMES",
     "BodyStep",
     "Engine",
@@ -35,14 +41,28 @@ __all__ = [
     "build_engine",
     "engine_status",
     "example_stacks",
+    "pick_engine",
 ]
+
+
+def pick_engine(name: str, device: torch.device | str = "cpu") -> str:
+    """``name`` itself, or for "auto" the engine to run on ``device``: on a CPU ``openvino`` when it
+    is installed (the fastest CPU engine whose start-up stays short, docs/performance.md), else
+    ``torch``; on a GPU ``torch``."""
+    if name != AUTO:
+        return name
+    if torch.device(device).type == "cpu" and engine_status("openvino", device)[0]:
+        return "openvino"
+    return "torch"
 
 
 def engine_status(name: str, device: torch.device | str = "cpu") -> tuple[bool, str]:
     """(usable, reason) for engine ``name`` on ``device``, without building it."""
     device = torch.device(device)
+    if name == AUTO:
+        return True, f"auto: {pick_engine(name, device)} here"
     if name not in ENGINE_NAMES:
-        return False, f"unknown engine {name!r}; choose one of {', '.join(ENGINE_NAMES)}"
+        return False, f"unknown engine {name!r}; choose one of {', '.join(ENGINE_CHOICES)}"
     if name in ("torch-fp16", "torch-bf16"):
         support = precision_support(name.split("-")[1], device)
         return support.native, support.reason
@@ -81,8 +101,9 @@ def build_engine(
     """Engine ``name`` for ``generator`` on ``device``; ``size`` (W, H) builds it ahead of the
     first frame (else it builds on its first call). ``options`` go to the engine class."""
     device = torch.device(device)
+    name = pick_engine(name, device)
     if name not in ENGINE_NAMES:
-        raise ValueError(f"unknown engine {name!r}; choose one of {', '.join(ENGINE_NAMES)}")
+        raise ValueError(f"unknown engine {name!r}; choose one of {', '.join(ENGINE_CHOICES)}")
     engine: Engine
     if name == "torch" or name.startswith("torch-"):
         from renderer.engines.torch_engine import TorchEngine

@@ -633,8 +633,9 @@ class Trainer:
         """Write the generator in our checkpoint format (config.json + model.safetensors)."""
         return self.generator.save(folder, extra={
             "trained_steps": self.step, "temporal": self.config.temporal,
-            # The working size it was trained at (W, H): the renderer's natural default size.
-            "size": [self.config.crop_width, self.config.crop_height]})
+            # The working size it was trained at (W, H): the renderer's default size for it.
+            "size": [self.config.crop_width, self.config.crop_height],
+            "working_size": [self.config.crop_width, self.config.crop_height]})
 
     def export_styles(self, folder: Path) -> Path:
         """Cluster the instance-pooled features of the training frames (at the load size the

@@ -13,6 +13,7 @@ import pytest
 
 from carla_neural.cpu_split import plan_split
 from renderer.cpus import format_cpus
+from renderer.engines import pick_engine
 
 
 def carla_neural_command() -> list[str]:
@@ -24,7 +25,9 @@ def carla_neural_command() -> list[str]:
 
 
 def run_demo(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy", "OMP_NUM_THREADS": "1"}
+    # The default engine (auto) may be openvino, whose compiled bodies go to a cache: keep it in cwd.
+    env = {**os.environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy", "OMP_NUM_THREADS": "1",
+           "CARLA_NEURAL_CACHE": str(cwd / "cache")}
     return subprocess.run([*carla_neural_command(), "demo", *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=300)
 
@@ -53,6 +56,8 @@ def test_demo_writes_a_complete_run_folder(tmp_path: Path, tiny_checkpoint: Path
 
     run = json.loads((out / "run.json").read_text())
     assert run["source"] == "builtin" and run["size"] == [128, 64] and run["checkpoint"] == str(checkpoint)
+    # The default engine is auto, and the run names the engine it became (openvino where installed).
+    assert run["engine"] == pick_engine("auto", "cpu")
     assert run["label_transform"] == {"enabled": False}  # off by default (until an adapted model ships)
     split = plan_split()  # on 2 CPUs or more: the worker on its own CPUs, one renderer thread each
     assert run["cpu_split"] == (split.describe() if split else None)

@@ -148,9 +148,10 @@ def test_checkpoint_references_that_are_not_checkpoints(tmp_path: Path, monkeypa
     (tmp_path / "empty").mkdir()
     with pytest.raises(CheckpointError, match="neither a carla-neural checkpoint"):
         load_generator(tmp_path / "empty")
-    monkeypatch.setattr(checkpoint_ref, "bundled_checkpoint", lambda: tmp_path / "empty")
-    with pytest.raises(CheckpointError, match="make model"):
-        load_generator("bundled")
+    monkeypatch.setattr(checkpoint_ref, "bundled_checkpoint", lambda reference="bundled": tmp_path / "empty")
+    for reference in ("bundled", "bundled-baseline"):
+        with pytest.raises(CheckpointError, match=f"the {reference} model is missing .*README.md"):
+            load_generator(reference)
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "config.json").write_text('{"format": "something-else"}')
     (tmp_path / "bad" / "model.safetensors").write_bytes(b"")

