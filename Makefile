@@ -11,8 +11,11 @@ MODEL_OUT ?= runs/model
 DATA ?= ../shared/data/cityscapes-sequences
 STREET_OUT ?= runs/street
 RECIPE := renderer/weights/lite/recipe.json
+# `make adapted-model`: the shipped adapted model's recipe (renderer/weights/lite-adapted/README.md).
+ADAPT_OUT ?= runs/adapted
+ADAPT_STEPS ?= 120
 
-.PHONY: demo test model street-model bench install clean
+.PHONY: demo test model street-model adapted-model bench install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +41,13 @@ street-model: $(STAMP)
 	$(VENV)/bin/carla-neural train --config $(RECIPE) --data $(DATA) --out $(STREET_OUT)/baseline --baseline --frame-steps 0
 	$(VENV)/bin/carla-neural evaluate --data $(DATA) --sequences seq0004 --checkpoint $(STREET_OUT)/vid2vid/generator \
 	  --checkpoint $(STREET_OUT)/baseline/generator --json $(STREET_OUT)/evaluate.json
+
+adapted-model: $(STAMP)
+	$(VENV)/bin/carla-neural record domain_adapt/scenarios/urban_cityscapes.yaml --world builtin --frames 200 \
+	  --checkpoint bundled --no-adapt-labels --threads 1 --out $(ADAPT_OUT)/maps --overwrite
+	$(VENV)/bin/carla-neural adapt --checkpoint bundled --maps $(ADAPT_OUT)/maps --real $(DATA) --real-hold-out seq0004 \
+	  --out $(ADAPT_OUT)/adapt --steps $(ADAPT_STEPS) --size 512x256 --clip-length 8 --lr 5e-5 --w-warp 2 \
+	  --adapt-labels --device cpu --threads 1 --save-every 10 --image-every 20
 
 bench: $(STAMP)
 	mkdir -p runs/bench

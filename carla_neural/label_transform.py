@@ -241,7 +241,9 @@ class LabelTransform:
                 masks.append(masks[0])  # channels of 1, 2 or 4 bytes read as one integer below
             channels = masks[0] if len(masks) == 1 else cv2.merge(masks)
             density = cv2.boxFilter(channels, -1, (window, window), borderType=cv2.BORDER_REPLICATE)
-            sparse = cv2.bitwise_and(cv2.compare(density, threshold, cv2.CMP_LT), channels)
+            # The threshold as a 4-vector: OpenCV 5 reads a lone number as (t, 0, 0, 0), which
+            # would compare every channel but the first against 0.
+            sparse = cv2.bitwise_and(cv2.compare(density, (threshold,) * 4, cv2.CMP_LT), channels)
             # A pixel is a speck when any of its channels is: its bytes as one integer are not 0.
             speck |= sparse.reshape(label_ids.shape[0], -1).view(_PIXEL_WORD[len(masks)]) != 0
         if speck.any():

@@ -44,17 +44,21 @@ def strip(rows: Sequence[Sequence[np.ndarray]], titles: Sequence[str], row_names
     return image
 
 
-def render_rows(frames: Sequence, pick: Sequence[int], step: Callable[[np.ndarray, np.ndarray], np.ndarray],
+Step = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def render_rows(frames: Sequence, pick: Sequence[int], steps: Sequence[Step],
                 real_photo_last: bool) -> list[list[np.ndarray]]:
-    """Render `frames` (EvalFrames) in order with `step` and return the panels of the frames `pick`:
-    (labels, neural, photo) when `real_photo_last`, else (raw, labels, neural)."""
+    """Render `frames` (EvalFrames) in order with each of `steps` ((H, W) uint8 labels, (H, W) int32
+    instances -> (H, W, 3) uint8) and return the panels of the frames `pick`: (labels, neural...,
+    photo) when `real_photo_last`, else (raw, labels, neural...), one neural panel per step."""
     wanted = set(pick)
     rows: dict[int, list[np.ndarray]] = {}
     for index, frame in enumerate(frames[: max(pick) + 1]):
-        neural = step(frame.label_ids, frame.instance_ids)
+        neural = [step(frame.label_ids, frame.instance_ids) for step in steps]
         if index in wanted:
             labels = colorize_label_ids(frame.label_ids)
-            rows[index] = [labels, neural, frame.rgb] if real_photo_last else [frame.rgb, labels, neural]
+            rows[index] = [labels, *neural, frame.rgb] if real_photo_last else [frame.rgb, labels, *neural]
     return [rows[index] for index in pick]
 
 

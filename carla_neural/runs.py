@@ -39,6 +39,23 @@ log = logging.getLogger(__name__)
 
 SourceKind = Literal["builtin", "carla", "replay"]
 # PNG kinds and the sensor each needs (None: every run has it).
+# The model a run renders with when neither the command line nor the scenario names one. The
+# built-in world gets the street model fine-tuned on its maps (`carla-neural adapt`); CARLA's maps
+# get the street model itself: no CARLA server was at hand to measure the adapted one on them.
+WORLD_CHECKPOINTS = {"builtin": "bundled-adapted", "carla": "bundled"}
+
+
+def default_checkpoint(world: str) -> str:
+    """The checkpoint reference of a run on `world` ("builtin" or "carla") that names none."""
+    return WORLD_CHECKPOINTS[world]
+
+
+def transform_by_default(checkpoint: str | Path) -> bool:
+    """Whether a run with `checkpoint` gets the label transform unless told otherwise: only the
+    shipped adapted model, which was fine-tuned on maps through the calibrated transform."""
+    return str(checkpoint) == "bundled-adapted"
+
+
 _PNG_SENSORS = {"raw": "rgb", "neural": None, "label_ids": None, "instance_ids": "instance", "flow": "flow"}
 
 
@@ -377,9 +394,16 @@ def open_source(spec: SourceSpec) -> Iterator[tuple[Source, str]]:
         yield source, text
 
 
-def demo_world(width: int, height: int, seed: int, flow: bool = False) -> SourceSpec:
-    """The demo's built-in world: only the sensors it shows and records (no depth; flow for PNGs)."""
+# The demo's camera: the mount fitted to Cityscapes' viewpoint (domain_adapt/fit_mount.py), where
+# the street models' real video was filmed and the adapted model's maps were recorded.
+DEMO_MOUNT = "cityscapes"
+
+
+def demo_world(width: int, height: int, seed: int, flow: bool = False, mount: str = DEMO_MOUNT) -> SourceSpec:
+    """The demo's built-in world: only the sensors it shows and records (no depth; flow for PNGs);
+    ValueError naming the field for a bad `mount`."""
     from carla_neural.sources.world import WorldConfig
 
     sensors = ("semantic", "instance", "rgb") + (("flow",) if flow else ())
-    return SourceSpec("builtin", world=WorldConfig(width=width, height=height, seed=seed, sensors=sensors))
+    return SourceSpec("builtin", world=WorldConfig(width=width, height=height, seed=seed, sensors=sensors,
+                                                   mount=mount))

@@ -39,6 +39,10 @@ class AdaptConfig(SavedConfig):
     load_width: int | None = None  # frames are resized to this width first (None: crop_width)
     flip: bool = True
     clip_length: int = 4
+    # The run-time label transform (carla_neural.label_transform) applied to the simulator maps,
+    # as `--adapt-labels` applies it before the renderer: the model learns the maps it will get.
+    adapt_labels: bool = False
+    transform_config: str | None = None  # its JSON (None: the calibrated one)
     flow: str = "auto"  # auto: warp loss where a run has flow PNGs; require: refuse runs without; off
     dis_preset: str = "medium"  # DIS flow of the real photos (the temporal discriminator's real clips)
     flow_cache_dir: str | None = None
@@ -79,6 +83,8 @@ class AdaptConfig(SavedConfig):
         need(self, self.crop_height >= 16 and self.crop_height % 8 == 0, "crop_height", "a multiple of 8, >= 16")
         need(self, self.load_width is None or self.load_width >= self.crop_width, "load_width", ">= crop_width or null")
         need(self, self.clip_length >= 2, "clip_length", ">= 2 (the first frame starts the sequence)")
+        need(self, self.transform_config is None or (self.adapt_labels and bool(self.transform_config)),
+             "transform_config", "a JSON file, given together with adapt_labels true")
         need(self, self.flow in FLOW_MODES, "flow", f"one of {', '.join(FLOW_MODES)}")
         need(self, self.dis_preset in ("ultrafast", "fast", "medium"), "dis_preset", "one of ultrafast, fast, medium")
         need(self, self.steps >= 1, "steps", ">= 1")

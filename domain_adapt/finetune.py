@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 import torch
 
+from carla_neural.label_transform import LabelTransform, TransformConfigError, load_transform_config
 from domain_adapt.adapt_config import AdaptConfig
 from domain_adapt.adapt_losses import anchor_terms, flow_trust_mask, segmentation_loss
 from domain_adapt.sequences import GapInputError, find_sequences
@@ -84,6 +85,7 @@ class AdaptInputs:
     real_sequences: list[Sequence]
     working_size: tuple[int, int]  # (W, H) of the simulator frames as the generator sees them
     sim_without_flow: list[str] = field(default_factory=list)
+    label_transform: LabelTransform | None = None  # applied to the simulator maps (config.adapt_labels)
 
 
 def _load_source(config: AdaptConfig) -> tuple[Path, dict[str, Any], TrainableGenerator]:
@@ -187,7 +189,13 @@ def check_inputs(config: AdaptConfig) -> AdaptInputs:
     except CheckpointError as error:
         raise AdaptInputError(f"--segmenter: {error}") from None
     working_size = _check_frames(sim[0], config, label_nc, "--maps")
-    return AdaptInputs(folder, metadata, generator, segmenter, sim, real, working_size, without_flow)
+    transform = None
+    if config.adapt_labels:
+        try:
+            transform = LabelTransform(load_transform_config(config.transform_config))
+        except TransformConfigError as error:
+            raise AdaptInputError(f"--transform-config: {error}") from None
+    return AdaptInputs(folder, metadata, generator, segmenter, sim, real, working_size, without_flow, transform)
 
 
 def _clip(dataset: ClipDataset, index: int, device: torch.device) -> dict[str, torch.Tensor]:
@@ -225,7 +233,7 @@ class Adapter:
 
         crop = (config.crop_width, config.crop_height)
         self.sim_data = ClipDataset(self.inputs.sim_sequences, config.clip_length, crop, load_width=config.frame_width,
-                                    flip=config.flip, seed=config.seed)
+                                    flip=config.flip, seed=config.seed, label_transform=self.inputs.label_transform)
         self.real_data = ClipDataset(self.inputs.real_sequences, config.clip_length, crop,
                                      load_width=config.frame_width, flip=config.flip,
                                      flow_cache=FlowCache(config.flow_cache_dir, config.dis_preset), seed=config.seed + 1)
@@ -458,8 +466,12 @@ class Adapter:
     def export_generator(self, folder: Path) -> Path:
         """The adapted generator in our checkpoint format (config.json + model.safetensors)."""
         metadata = {key: value for key, value in self.inputs.source_metadata.items() if key != "temporal"}
-        metadata.update({"adapted_from": str(self.inputs.source_folder), "adapt_steps": self.step,
+        # The source as the user named it ("bundled" stays portable; a path stays a path).
+        metadata.update({"adapted_from": self.config.checkpoint, "adapt_steps": self.step,
                          "adapt_sim": list(self.config.sim), "adapt_real": self.config.real})
+        # The maps it was adapted on went through this transform: run it with --adapt-labels.
+        transform = self.inputs.label_transform
+        metadata["adapt_label_transform"] = transform.config.model_dump(mode="json") if transform else None
         metadata["working_size"] = list(self.inputs.working_size)  # the size it was adapted at
         return self.generator.save(folder, extra=metadata)
 

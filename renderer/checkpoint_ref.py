@@ -1,4 +1,4 @@
-"""Checkpoint references ("bundled", "bundled-baseline" or a path) -> the folder, checked to be there.
+"""Checkpoint references ("bundled", "bundled-baseline", "bundled-adapted" or a path) -> the folder, checked to be there.
 
 The one home of the checkpoint-exists rule: the demo, the worker supervisor and the worker all
 call `resolve_checkpoint` before anything starts. Torch-free, so that the client side checks a
@@ -11,9 +11,12 @@ from pathlib import Path
 
 BUNDLED = "bundled"
 BUNDLED_BASELINE = "bundled-baseline"
-# The shipped models by reference: the vid2vid model and its frame-by-frame baseline (trained the
-# same way, shipped so that anyone can rerun the comparison in renderer/weights/lite/README.md).
-BUNDLED_FOLDERS = {BUNDLED: "lite", BUNDLED_BASELINE: "lite-baseline"}
+BUNDLED_ADAPTED = "bundled-adapted"
+# The shipped models by reference: the vid2vid model trained on real streets, its frame-by-frame
+# baseline (trained the same way, so that anyone can rerun the comparison in
+# renderer/weights/lite/README.md), and the vid2vid model fine-tuned on the built-in world's maps
+# (`carla-neural adapt`, renderer/weights/lite-adapted/README.md).
+BUNDLED_FOLDERS = {BUNDLED: "lite", BUNDLED_BASELINE: "lite-baseline", BUNDLED_ADAPTED: "lite-adapted"}
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 
@@ -28,7 +31,7 @@ class CheckpointMissing(CheckpointError, FileNotFoundError):
 
 def bundled_checkpoint(reference: str = BUNDLED) -> Path:
     """The folder of a shipped model: ``renderer/weights/lite/`` for "bundled",
-    ``renderer/weights/lite-baseline/`` for "bundled-baseline" (may not be built yet)."""
+    ``lite-baseline/`` for "bundled-baseline", ``lite-adapted/`` for "bundled-adapted" (may not be built yet)."""
     return Path(__file__).resolve().parent / "weights" / BUNDLED_FOLDERS[reference]
 
 
@@ -39,7 +42,7 @@ def is_our_checkpoint(folder: str | Path) -> bool:
 
 
 def resolve_checkpoint(checkpoint: str | Path) -> Path:
-    """The folder a checkpoint reference names: "bundled" / "bundled-baseline" -> the shipped model,
+    """The folder a checkpoint reference names: one of BUNDLED_FOLDERS -> the shipped model,
     else the path; CheckpointMissing (one line: what is missing and what to give) when it is not there."""
     if str(checkpoint) in BUNDLED_FOLDERS:
         folder = bundled_checkpoint(str(checkpoint))
@@ -54,6 +57,6 @@ def resolve_checkpoint(checkpoint: str | Path) -> Path:
     if not path.exists():
         raise CheckpointMissing(
             f"checkpoint not found: {path} does not exist; give a folder with {CONFIG_FILE} and "
-            f"{WEIGHTS_FILE}, an NVIDIA checkpoint folder, {BUNDLED!r} or {BUNDLED_BASELINE!r}"
+            f"{WEIGHTS_FILE}, an NVIDIA checkpoint folder, or one of {', '.join(map(repr, BUNDLED_FOLDERS))}"
         )
     return path

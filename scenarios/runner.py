@@ -9,7 +9,15 @@ import logging
 from pathlib import Path
 
 from carla_neural import runs
-from carla_neural.runs import AdaptSpec, BackendSpec, RecordSpec, RunSpec, SourceSpec, adapt_spec
+from carla_neural.runs import (
+    AdaptSpec,
+    BackendSpec,
+    RecordSpec,
+    RunSpec,
+    SourceSpec,
+    adapt_spec,
+    transform_by_default,
+)
 from carla_neural.sources.base import Source
 from carla_neural.sources.world.builtin import FIXED_DELTA_S
 from scenarios.mapping import carla_config, world_config
@@ -105,14 +113,17 @@ def open_source(scenario: Scenario, world: str = "carla", host: str = "127.0.0.1
 
 
 def scenario_adapt(scenario: Scenario, adapt_labels: bool | None = None, transform_config: str | Path | None = None,
-                   keep_off: bool = False) -> AdaptSpec | None:
-    """The label transform of a run of `scenario`: `adapt_labels` and `transform_config` (the
-    command line) over its rendering.adapt_labels and rendering.transform_config; a config file
-    on the command line alone turns it on. None when off, unless `keep_off` (drive's key). A bad config file raises
-    TransformConfigError naming the file and the field."""
+                   keep_off: bool = False, checkpoint: str | Path = "bundled") -> AdaptSpec | None:
+    """The label transform of a run of `scenario` rendered by `checkpoint`: `adapt_labels` and
+    `transform_config` (the command line) over its rendering.adapt_labels and
+    rendering.transform_config, over the checkpoint's default (`transform_by_default`); a config
+    file on the command line alone turns it on. None when off, unless `keep_off` (drive's key). A
+    bad config file raises TransformConfigError naming the file and the field."""
     if transform_config is not None:  # the command line's file, and its flag if any (else on)
         return adapt_spec(adapt_labels, transform_config, keep_off=keep_off)
-    enabled = scenario.rendering.adapt_labels if adapt_labels is None else adapt_labels
+    enabled = adapt_labels if adapt_labels is not None else scenario.rendering.adapt_labels
+    if enabled is None:
+        enabled = transform_by_default(checkpoint)
     return adapt_spec(enabled, scenario.rendering.transform_config, keep_off=keep_off)
 
 
@@ -125,7 +136,7 @@ def record_spec(scenario: Scenario, backend: BackendSpec, out_dir: str | Path, *
     neural, side by side), PNG frames (raw, neural, label_ids, instance_ids, flow; those its
     sensors give) unless `png` is False, frames.jsonl, run.json and summary.json; the label
     transform as `scenario_adapt` decides."""
-    adapt = scenario_adapt(scenario, adapt_labels, transform_config)
+    adapt = scenario_adapt(scenario, adapt_labels, transform_config, checkpoint=backend.checkpoint)
     source = source_spec(scenario, world, host, port, timeout_s, replay_dir)
     if frames is None and source.kind != "replay":  # a replay runs to its last frame
         step_s = FIXED_DELTA_S if source.kind == "builtin" else scenario.fixed_delta_s

@@ -25,6 +25,8 @@ from pydantic import (
 from carla_neural.sources.carla_session import check_seed
 from carla_neural.sources.camera_mounts import MOUNT_FOV_DEG
 from carla_neural.sources.carla_source import CARLA_WEATHER_PRESETS, SENSOR_BLUEPRINTS
+from renderer.engine_names import LIVE_ENGINES
+
 
 class ScenarioError(ValueError):
     """A scenario file that cannot be used; the message lists each problem by field."""
@@ -289,9 +291,12 @@ class Rendering(StrictModel):
     """Which generator renders the run, with which engine, and whether the label transform
     (carla_neural.label_transform) goes between remap and the renderer."""
 
-    checkpoint: str = "bundled"
-    engine: Literal["torch", "compile", "onnx", "openvino", "tensorrt", "auto"] = "torch"
-    adapt_labels: bool = False
+    # None: the world's default (carla_neural.runs.default_checkpoint: bundled-adapted on the
+    # built-in world, bundled on CARLA).
+    checkpoint: str | None = None
+    engine: Literal[LIVE_ENGINES] = "torch"  # type: ignore[valid-type]
+    # None: on for the model adapted on transformed maps (bundled-adapted), else off.
+    adapt_labels: bool | None = None
     # A label transform config JSON (relative to the working directory); None: the calibrated one.
     transform_config: str | None = None
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from carla_neural.cli.options import threads_option
+from renderer.engine_names import LIVE_ENGINES
 
 if TYPE_CHECKING:
     from carla_neural.runs import BackendSpec
@@ -57,8 +58,9 @@ def render_options(command: Command) -> Command:
     """--checkpoint, --engine, --device, --worker."""
     options = [
         click.option("--checkpoint", default=None,
-                     help="Checkpoint folder, NVIDIA folder or 'bundled' (default: the scenario's, else bundled)."),
-        click.option("--engine", type=click.Choice(["torch", "compile", "onnx", "openvino", "tensorrt", "auto"]), default=None,
+                     help="Checkpoint folder, NVIDIA folder, 'bundled' or 'bundled-adapted' (default: the scenario's, "
+                          "else bundled-adapted on the built-in world, bundled on CARLA)."),
+        click.option("--engine", type=click.Choice(LIVE_ENGINES), default=None,
                      help="Renderer engine (default: the scenario's, else torch)."),
         click.option("--device", default="auto", show_default=True, help="Renderer device: auto, cpu, cuda."),
         click.option("--worker", "worker_endpoint", default=None, metavar="ENDPOINT",
@@ -75,7 +77,7 @@ def adapt_options(command: Command) -> Command:
         click.option("--adapt-labels/--no-adapt-labels", default=None,
                      help="Pass the label ids through the label transform (carla_neural.label_transform: "
                           "classes the real maps lack, boundaries, specks) before the renderer (default: "
-                          "off, or the scenario's rendering.adapt_labels). The recorded label PNGs stay "
+                          "the scenario's rendering.adapt_labels, else on for bundled-adapted only). The recorded label PNGs stay "
                           "the simulator's; the labels panel and video show what the renderer got."),
         click.option("--transform-config", type=click.Path(dir_okay=False, path_type=Path), default=None,
                      metavar="FILE", help="Label transform config JSON (default: the scenario's "

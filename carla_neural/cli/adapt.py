@@ -47,6 +47,11 @@ def _names(value: str | None) -> list[str]:
               help="On real label maps: L1 between the adapted and the source model's frames.")
 @click.option("--w-anchor-feature", type=click.FloatRange(min=0), default=10.0, show_default=True,
               help="On real label maps: L1 between their image-discriminator features.")
+@click.option("--adapt-labels/--no-adapt-labels", default=False, show_default=True,
+              help="Pass the simulator maps through the label transform first, as a run with --adapt-labels "
+                   "does before the renderer (docs/domain_adapt.md): the model learns the maps it will be given.")
+@click.option("--transform-config", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Label transform config JSON (default: the calibrated one); implies --adapt-labels.")
 @click.option("--flow", type=click.Choice(["auto", "require", "off"]), default="auto", show_default=True,
               help="The warp loss: auto (where a run has flow PNGs; says which do not), require (refuse maps "
                    "without flow), off.")
@@ -62,7 +67,8 @@ def _names(value: str | None) -> list[str]:
 @threads_option
 def command(checkpoint: str, sims: tuple[Path, ...], real: Path, real_hold_out: str | None, out: Path, steps: int,
             size: tuple[int, int], load_width: int | None, clip_length: int, lr: float, w_gan: float,
-            w_temporal_gan: float, w_seg: float, w_warp: float, w_anchor: float, w_anchor_feature: float, flow: str,
+            w_temporal_gan: float, w_seg: float, w_warp: float, w_anchor: float, w_anchor_feature: float, adapt_labels: bool,
+            transform_config: Path | None, flow: str,
             segmenter: str, device: str, seed: int, save_every: int, image_every: int, stop_at: int | None,
             no_resume: bool, threads: int | None) -> None:
     """Fine-tune CHECKPOINT on simulator label maps without paired photos (docs/domain_adapt.md)."""
@@ -79,7 +85,8 @@ def command(checkpoint: str, sims: tuple[Path, ...], real: Path, real_hold_out: 
         config = AdaptConfig(checkpoint=checkpoint, sim=[str(p) for p in sims], real=str(real),
                              real_hold_out=_names(real_hold_out), segmenter=segmenter, out_dir=str(out),
                              crop_width=size[0], crop_height=size[1], load_width=load_width,
-                             clip_length=clip_length, flow=flow, steps=steps, lr=lr, weights=weights, seed=seed,
+                             clip_length=clip_length, adapt_labels=adapt_labels or transform_config is not None,
+                             transform_config=str(transform_config) if transform_config else None, flow=flow, steps=steps, lr=lr, weights=weights, seed=seed,
                              device=device, image_every=image_every, save_every=save_every,
                              resume=not no_resume).validate()
         adapter = Adapter(config)  # every input is checked here, before anything is written
@@ -89,7 +96,8 @@ def command(checkpoint: str, sims: tuple[Path, ...], real: Path, real_hold_out: 
         else f"GPU {adapter.device}"
     click.echo(f"adapting {checkpoint} on {where}, {used_threads} torch thread(s): "
                f"{len(config.sim)} map folder(s), {len(adapter.inputs.sim_sequences)} sequence(s); "
-               f"{len(adapter.inputs.real_sequences)} real sequence(s)", err=True)
+               f"{len(adapter.inputs.real_sequences)} real sequence(s)"
+               + ("; maps through the label transform" if config.adapt_labels else ""), err=True)
     start = adapter.step
     try:
         history = adapter.train(until=stop_at)

@@ -42,12 +42,16 @@ def _checkpoint_facts(checkpoint: str) -> str:
               help="Frames to render and record.")
 @click.option("--size", type=WxH(min_side=16, max_side=4096, even=True), default="512x256", show_default=True,
               help="Camera size WIDTHxHEIGHT.")
-@click.option("--checkpoint", default="bundled", show_default=True,
-              help="Model: 'bundled' (the shipped lite model), our checkpoint folder, or an NVIDIA folder.")
+@click.option("--checkpoint", default=None,
+              help="Model: 'bundled-adapted' (default: the street model fine-tuned on the built-in world's maps, "
+                   "with the label transform on), 'bundled' (the street model), our folder, or an NVIDIA folder.")
 @click.option("--headless", is_flag=True, help="No window even when there is a screen.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/demo"),
               show_default=True, help="Run folder to write.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the built-in world.")
+@click.option("--mount", default=None,
+              help="Camera mount: hood, chase, roof, bumper or cityscapes (the default: fitted to the real "
+                   "video's viewpoint, where the adapted model's maps were recorded; docs/domain_adapt.md).")
 @click.option("--engine", default="auto", show_default=True,
               help="Renderer engine of the worker: auto (openvino on a CPU where it is installed, else torch), "
                    "torch, compile, onnx, openvino or tensorrt.")
@@ -58,7 +62,8 @@ def _checkpoint_facts(checkpoint: str) -> str:
 @cpu_split_option
 @threads_option
 @adapt_options
-def command(frame_count: int, size: tuple[int, int], checkpoint: str, headless: bool, out_dir: Path, seed: int,
+def command(frame_count: int, size: tuple[int, int], checkpoint: str | None, headless: bool, out_dir: Path, seed: int,
+            mount: str | None,
             engine: str, device: str, png: bool, style_index: int | None, style_photo: Path | None,
             style_labels: Path | None, cpu_split: bool, threads: int | None, adapt_labels: bool | None,
             transform_config: Path | None) -> None:
@@ -73,14 +78,33 @@ def command(frame_count: int, size: tuple[int, int], checkpoint: str, headless: 
     from carla_neural.cpu_split import plan_split
     from carla_neural.display import has_screen
     from carla_neural.label_transform import TransformConfigError
-    from carla_neural.runs import BackendSpec, DisplaySpec, RecordSpec, RunSpec, adapt_spec, demo_world, open_run
+    from carla_neural.runs import (
+        DEMO_MOUNT,
+        BackendSpec,
+        DisplaySpec,
+        RecordSpec,
+        RunSpec,
+        adapt_spec,
+        default_checkpoint,
+        demo_world,
+        open_run,
+        transform_by_default,
+    )
     from carla_neural.sources.world.builtin import FIXED_DELTA_S
     from carla_neural.worker_supervisor import WorkerStartError
 
     width, height = size
+    mount = mount or DEMO_MOUNT
+    try:
+        source = demo_world(width, height, seed, flow=png, mount=mount)
+    except ValueError as error:
+        raise click.ClickException(f"--mount {mount}: {error}") from None
+    checkpoint = checkpoint or default_checkpoint("builtin")
     checkpoint_path = _checkpoint_facts(checkpoint)
     style = resolve_style(checkpoint_path, style_index, style_photo, style_labels)
     try:
+        if adapt_labels is None and transform_config is None:
+            adapt_labels = transform_by_default(checkpoint)
         adapt = adapt_spec(adapt_labels, transform_config)
     except TransformConfigError as error:
         raise click.ClickException(str(error)) from None
@@ -88,7 +112,7 @@ def command(frame_count: int, size: tuple[int, int], checkpoint: str, headless: 
     _clear_previous_run(out_dir)
     headless = headless or not has_screen()
     spec = RunSpec(
-        command="demo", source=demo_world(width, height, seed, flow=png),
+        command="demo", source=source,
         backend=BackendSpec(checkpoint=checkpoint_path, engine=engine, device=device, cpu_split=cpu_split,
                             threads=threads, worker_log=out_dir / "worker.log", style=style),
         size=size, mode="lockstep", frames=frame_count,
@@ -97,7 +121,7 @@ def command(frame_count: int, size: tuple[int, int], checkpoint: str, headless: 
         # On a screen, play no faster than real time; headless, as fast as it goes.
         max_fps=None if headless else 1.0 / FIXED_DELTA_S,
         # engine and device come from the worker (what "auto" became), with the other renderer facts.
-        run_info={"source": "builtin", "seed": seed, "checkpoint": checkpoint_path,
+        run_info={"source": "builtin", "seed": seed, "mount": mount, "checkpoint": checkpoint_path,
                   **({"style": style.label} if style is not None else {})},
     )
     split = plan_split() if cpu_split else None  # the one open_run makes: same CPUs, same answer

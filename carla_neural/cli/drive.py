@@ -188,19 +188,19 @@ def command(world: str, host: str, port: int, timeout_s: float, checkpoint: str 
             transform_config: Path | None) -> None:
     """Drive with neural rendering live: raw | labels | neural side by side, HUD, manual_control keys."""
     from carla_neural.display.keys import Action
-    from carla_neural.runs import DisplaySpec, RunSpec, open_run
+    from carla_neural.runs import DisplaySpec, RunSpec, default_checkpoint, open_run
     from scenarios.runner import check_carla, drive_scenario, scenario_adapt, source_spec
 
     presses = parse_key_script(key_script) if key_script else []
     try:
         scenario = drive_scenario(scenario_ref, map_name=map_name, size=size, fov=fov,
                                   vehicles=vehicles, walkers=walkers, autopilot=autopilot)
-        chosen = checkpoint or scenario.rendering.checkpoint
+        chosen = checkpoint or scenario.rendering.checkpoint or default_checkpoint(world)
         style = resolve_style(chosen, style_index, style_photo, style_labels)
         backend = backend_spec(chosen, engine or scenario.rendering.engine,
                                device, worker_endpoint, cpu_split, threads, style=style)
         # Always configured, off unless asked for, so that T can switch it on.
-        adapt = scenario_adapt(scenario, adapt_labels, transform_config, keep_off=True)
+        adapt = scenario_adapt(scenario, adapt_labels, transform_config, keep_off=True, checkpoint=chosen)
         if world == "carla":
             check_carla(host, port, timeout_s)  # fail fast, before starting the worker
         spec = RunSpec(command="drive", source=source_spec(scenario, world, host, port, timeout_s),

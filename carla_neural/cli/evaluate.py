@@ -11,14 +11,16 @@ from carla_neural.cli.options import WxH, threads_option
 
 
 def builtin_sequences(sequences: int, frames: int, width: int, height: int, seed: int, warmup: int = 5,
-                      layout: str | None = None) -> list[list]:
-    """Held-out built-in-world sequences as lists of EvalFrame (sequence i uses seed + i)."""
+                      layout: str | None = None, mount: str | None = None) -> list[list]:
+    """Held-out built-in-world sequences as lists of EvalFrame (sequence i uses seed + i; `mount`
+    None: the world's default camera)."""
     from carla_neural.dataset_export import ExportConfig, frame_images, open_source
     from carla_neural.remap import Remapper
     from renderer.training.evaluation import EvalFrame
 
     config = ExportConfig(out="", world="builtin", sequences=sequences, frames=frames, width=width, height=height,
-                          seed=seed, warmup=warmup, layout=layout).validate()
+                          seed=seed, warmup=warmup, layout=layout,
+                          extra={"mount": mount} if mount is not None else {}).validate()
     remapper = Remapper(unknown="unlabeled")
     result = []
     for index in range(sequences):

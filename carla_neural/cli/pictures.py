@@ -20,7 +20,9 @@ def _frame_list(value: str) -> list[int]:
 
 
 @click.command(name="pictures")
-@click.option("--checkpoint", default="bundled", show_default=True, help="`bundled`, ours, or an NVIDIA folder.")
+@click.option("--checkpoint", "checkpoints", multiple=True, default=("bundled",), show_default=True,
+              help="`bundled`, `bundled-adapted`, ours, or an NVIDIA folder. Repeatable: one neural column each, "
+                   "e.g. before and after adaptation.")
 @click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="A dataset with photos (NVIDIA's layout): strips of labels | neural | real photo. Without it, "
                    "the built-in world: raw | labels | neural.")
@@ -30,14 +32,22 @@ def _frame_list(value: str) -> list[int]:
 @click.option("--size", type=WxH(min_side=16, max_side=4096), default="512x256", show_default=True,
               help="WIDTHxHEIGHT of the panels.")
 @click.option("--seed", type=int, default=1000, show_default=True, help="Built-in world: the sequence's seed.")
+@click.option("--mount", default=None,
+              help="Built-in world: the camera mount (default: the demo's, cityscapes; or hood, chase, roof, bumper).")
+@click.option("--adapt-labels/--no-adapt-labels", default=None,
+              help="Pass the labels through the label transform before each model (default: only for "
+                   "bundled-adapted, as in a run). The label panel shows the maps before it.")
 @click.option("--engine", default="torch", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="PNG to write. Strips of real data hold the dataset's photos: keep them out of the repository.")
 @threads_option
-def command(checkpoint: str, data: Path | None, sequence: str | None, frames_text: str, size: tuple[int, int],
-            seed: int, engine: str, out: Path, threads: int | None) -> None:
+def command(checkpoints: tuple[str, ...], data: Path | None, sequence: str | None, frames_text: str,
+            size: tuple[int, int], seed: int, mount: str | None, adapt_labels: bool | None, engine: str, out: Path,
+            threads: int | None) -> None:
     """Render a sequence and write a strip of chosen frames, side by side with their labels and photos."""
+    from carla_neural.label_transform import LabelTransform, load_transform_config
     from carla_neural.pictures import render_rows, strip, write_png
+    from carla_neural.runs import DEMO_MOUNT, transform_by_default
     from renderer.checkpoint import CheckpointError
     from renderer.loading import load_renderer
     from renderer.training.datasets import DatasetError
@@ -56,19 +66,36 @@ def command(checkpoint: str, data: Path | None, sequence: str | None, frames_tex
             (frames,) = dataset_sequences(data, [name], (width, height))
         except DatasetError as err:
             raise click.ClickException(str(err)) from None
-        titles, real_last, label = ("labels", "neural", "photo"), True, f"{data.name}/{name}"
+        titles, real_last, label = ["labels", "photo"], True, f"{data.name}/{name}"
     else:
         from carla_neural.cli.evaluate import builtin_sequences
 
-        (frames,) = builtin_sequences(1, max(picked) + 1, width, height, seed)
-        titles, real_last, label = ("raw (built-in world)", "labels", "neural"), False, f"built-in world seed {seed}"
+        mount = mount or DEMO_MOUNT
+        try:
+            (frames,) = builtin_sequences(1, max(picked) + 1, width, height, seed, mount=mount)
+        except ValueError as err:
+            raise click.ClickException(f"--mount {mount}: {err}") from None
+        titles, real_last = ["raw (built-in world)", "labels"], False
+        label = f"built-in world seed {seed}, {mount} mount"
     if max(picked) >= len(frames):
         raise click.BadParameter(f"the sequence has {len(frames)} frames (0..{len(frames) - 1})", param_hint="--frames")
-    try:
-        renderer = load_renderer(checkpoint, engine=engine, device="cpu")
-    except CheckpointError as err:
-        raise click.ClickException(str(err)) from None
-    rows = render_rows(frames, picked, renderer.step, real_photo_last=real_last)
+    steps, names = [], []
+    for checkpoint in checkpoints:
+        try:
+            renderer = load_renderer(checkpoint, engine=engine, device="cpu")
+        except CheckpointError as err:
+            raise click.ClickException(str(err)) from None
+        transformed = transform_by_default(checkpoint) if adapt_labels is None else adapt_labels
+        if transformed:
+            transform = LabelTransform(load_transform_config())
+            steps.append(lambda labels, instances, r=renderer, t=transform: r.step(t(labels), instances))
+        else:
+            steps.append(renderer.step)
+        short = Path(checkpoint).name if len(checkpoints) > 1 else ""
+        names.append(f"neural{' ' + short if short else ''}{' +transform' if transformed else ''}")
+    neural_at = 1 if real_last else 2
+    titles[neural_at:neural_at] = names
+    rows = render_rows(frames, picked, steps, real_photo_last=real_last)
     image = strip(rows, titles, [f"frame {i}" for i in picked])
     write_png(image, out)
-    click.echo(f"{len(picked)} frames of {label} rendered by {checkpoint} -> {out}")
+    click.echo(f"{len(picked)} frames of {label} rendered by {', '.join(checkpoints)} -> {out}")

@@ -55,6 +55,7 @@ def command(scenario_ref: str | None, out_dir: Path, frames: int | None, png: bo
     again (e.g. with another --checkpoint), so that `compare` can set the two side by side.
     With --styles 0,1,2 the same label video is recorded once per style.
     """
+    from carla_neural.runs import default_checkpoint
     from scenarios.runner import check_carla, read_scenario, scenario_of_run
 
     if scenario_ref is None and replay_dir is None:
@@ -71,7 +72,7 @@ def command(scenario_ref: str | None, out_dir: Path, frames: int | None, png: bo
             raise click.ClickException(f"{target} already holds a run; choose another --out or pass --overwrite")
     try:
         scenario = read_scenario(scenario_ref) if scenario_ref else scenario_of_run(replay_dir)
-        chosen = checkpoint or scenario.rendering.checkpoint
+        chosen = checkpoint or scenario.rendering.checkpoint or default_checkpoint(world)
         # Every style is checked against the checkpoint before anything is simulated or written.
         choices = ([resolve_style(chosen, None if k == "default" else k, None, None) for k in styles] if styles
                    else [resolve_style(chosen, style_index, style_photo, style_labels)])

@@ -24,12 +24,9 @@ import torch
 from torch import nn
 
 from renderer.engines.base import BodyStep, Engine, EngineUnavailable, example_stacks
+from renderer.engine_names import AUTO, ENGINE_CHOICES, ENGINE_NAMES
 from renderer.engines.hardware import precision_support
 
-ENGINE_NAMES = ("torch", "torch-fp16", "torch-bf16", "compile", "onnx", "openvino", "tensorrt")
-# "auto" names no back end of its own: `pick_engine` turns it into one of ENGINE_NAMES.
-AUTO = "auto"
-ENGINE_CHOICES = ENGINE_NAMES + (AUTO,)
 
 __all__ = [
     "AUTO",

@@ -16,6 +16,7 @@ import logging
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -229,7 +230,7 @@ class ClipDataset(Dataset):
     def __init__(self, sequences: list[Sequence], clip_length: int, crop_size: tuple[int, int],
                  load_width: int | None = None, flip: bool = True, t_step: int = 1,
                  flow_cache: FlowCache | None = None, seed: int = 0, items_per_epoch: int | None = None,
-                 ) -> None:
+                 label_transform: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
         if clip_length < 1:
             raise ValueError(f"clip_length must be >= 1, got {clip_length}")
         self.sequences = sequences
@@ -242,6 +243,9 @@ class ClipDataset(Dataset):
         self.epoch = 0
         self.items_per_epoch = items_per_epoch
         self.clip_length = clip_length
+        # (H, W) uint8 -> (H, W) uint8 labelIds at the load size, as a run applies it after remap
+        # (e.g. carla_neural.label_transform.LabelTransform), so a model learns the maps it will get.
+        self.label_transform = label_transform
         # Frames resized to the load size and their flow, decoded once per process: decoding a
         # 2048x1024 JPEG and DIS flow at that size cost ~1 s per frame, more than a training step.
         self._frames: dict[tuple[str, int], tuple[np.ndarray, np.ndarray | None, np.ndarray]] = {}
@@ -281,14 +285,18 @@ class ClipDataset(Dataset):
 
     def _resized_frame(self, seq: Sequence, index: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
         """Frame `index` of `seq` at the load size: label_ids (H, W) uint8, rgb (H, W, 3) uint8 or None,
-        instance_ids (H, W) int32; photos area-resized, label and instance maps nearest."""
+        instance_ids (H, W) int32; photos area-resized, label and instance maps nearest, then the labels
+        through `label_transform` if there is one."""
         key = (seq.name, index)
         cached = self._frames.get(key)
         if cached is None:
             label_ids, rgb, instance_ids = load_frame(seq, index)
             height, width = label_ids.shape
             self._native_sizes[seq.name] = (height, width)
-            cached = self._frames[key] = resize_frame(label_ids, rgb, instance_ids, *self._out_size(width, height))
+            label_ids, rgb, instance_ids = resize_frame(label_ids, rgb, instance_ids, *self._out_size(width, height))
+            if self.label_transform is not None:
+                label_ids = self.label_transform(label_ids)
+            cached = self._frames[key] = (label_ids, rgb, instance_ids)
         return cached
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from renderer.checkpoint_ref import BUNDLED_FOLDERS
 from scenarios.sweep.schema import AXES, Sweep, SweepError
 from scenarios.schema import Scenario, ScenarioError, parse_scenario
 
@@ -84,9 +85,10 @@ def expand_cells(sweep: Sweep, sweep_file: str | Path) -> list[Cell]:
             except ScenarioError as error:
                 reasons = "; ".join(line.strip() for line in str(error).splitlines()[1:]) or str(error)
                 problems.append(f"  axes.{axis}[{index}] ({sweep.axes[axis][index]!r}): {reasons}")
-            if axis == "checkpoint" and value != "bundled" and not Path(value).is_dir():
+            if axis == "checkpoint" and value not in BUNDLED_FOLDERS and not Path(value).is_dir():
                 problems.append(f"  axes.checkpoint[{index}]: no checkpoint folder {value} "
-                                "(paths are relative to the sweep file); give a folder or 'bundled'")
+                                "(paths are relative to the sweep file); give a folder, 'bundled' or "
+                                "'bundled-adapted'")
     if problems:
         raise SweepError(f"{sweep_file}: {len(problems)} problem(s) in the sweep's axes:\n" + "\n".join(problems))
     cells = []
@@ -105,7 +107,7 @@ def expand_cells(sweep: Sweep, sweep_file: str | Path) -> list[Cell]:
 
 def _resolve(axis: str, value: Any, base_dir: Path) -> Any:
     """Checkpoint paths relative to the sweep file become absolute (cells run in other folders)."""
-    if axis == "checkpoint" and isinstance(value, str) and value != "bundled":
+    if axis == "checkpoint" and isinstance(value, str) and value not in BUNDLED_FOLDERS:
         return str((base_dir / value).resolve())
     return value
 
@@ -132,7 +134,7 @@ def _cell_name(values: dict[str, Any], sweep: Sweep) -> str:
 
 
 def _value_slug(axis: str, value: Any) -> str:
-    if axis == "checkpoint" and value != "bundled":
+    if axis == "checkpoint" and value not in BUNDLED_FOLDERS:
         return _slug(Path(value).name)
     if isinstance(value, (dict, list)):  # custom weather parameters: a short stable digest
         digest = hashlib.sha1(json.dumps(value, sort_keys=True).encode()).hexdigest()[:8]

@@ -12,6 +12,7 @@ import av
 import pytest
 
 from carla_neural.cpu_split import plan_split
+from renderer.checkpoint_ref import bundled_checkpoint, is_our_checkpoint
 from renderer.cpus import format_cpus
 from renderer.engines import pick_engine
 
@@ -56,9 +57,10 @@ def test_demo_writes_a_complete_run_folder(tmp_path: Path, tiny_checkpoint: Path
 
     run = json.loads((out / "run.json").read_text())
     assert run["source"] == "builtin" and run["size"] == [128, 64] and run["checkpoint"] == str(checkpoint)
+    assert run["mount"] == "cityscapes"  # the viewpoint of the real video (docs/domain_adapt.md)
     # The default engine is auto, and the run names the engine it became (openvino where installed).
     assert run["engine"] == pick_engine("auto", "cpu")
-    assert run["label_transform"] == {"enabled": False}  # off by default (until an adapted model ships)
+    assert run["label_transform"] == {"enabled": False}  # on by default only for bundled-adapted
     split = plan_split()  # on 2 CPUs or more: the worker on its own CPUs, one renderer thread each
     assert run["cpu_split"] == (split.describe() if split else None)
     if split is not None:
@@ -70,6 +72,19 @@ def test_demo_writes_a_complete_run_folder(tmp_path: Path, tiny_checkpoint: Path
         assert summary["timings_ms"][stage]["count"] >= 7, stage
     assert summary["pipeline"]["frames"] == 8 and "pipeline_overhead_pct" in summary["pipeline"]
     assert summary["worker"]["restarts"] == 0
+
+
+@pytest.mark.skipif(not is_our_checkpoint(bundled_checkpoint("bundled-adapted")),
+                    reason="needs the shipped adapted model in renderer/weights/lite-adapted")
+def test_demo_defaults_to_the_adapted_model_with_the_label_transform(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    result = run_demo("--frames", "3", "--size", "128x64", "--headless", "--out", str(out), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = json.loads((out / "run.json").read_text())
+    assert run["checkpoint"] == str(bundled_checkpoint("bundled-adapted"))
+    assert run["label_transform"]["enabled"] is True and run["label_transform"]["config_file"].endswith(
+        "label_transform.json")
+    assert json.loads((out / "summary.json").read_text())["timings_ms"]["adapt"]["count"] == 3
 
 
 def test_demo_without_a_model_says_what_to_do(tmp_path: Path) -> None:
@@ -101,3 +116,9 @@ def test_every_entry_point_names_a_missing_checkpoint_in_the_same_line(tmp_path:
 def test_demo_rejects_a_bad_size(tmp_path: Path) -> None:
     result = run_demo("--size", "512by256", "--headless", cwd=tmp_path)
     assert result.returncode == 2 and "WIDTHxHEIGHT" in result.stderr
+
+
+def test_demo_names_a_bad_mount_and_the_choices(tmp_path: Path) -> None:
+    result = run_demo("--mount", "bonnet", "--headless", "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert result.returncode == 1 and "--mount bonnet" in result.stderr and "cityscapes" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()

@@ -107,6 +107,22 @@ def test_pictures_of_a_real_sequence_and_of_the_built_in_world(tmp_path, tiny_ch
     assert result.returncode == 0, result.stderr[-2000:]
     assert cv2.imread(str(world)).shape == (row_h, 3 * 64 + 2 * GAP_PX, 3)
 
+    # Before and after side by side: one neural column per checkpoint, the same frames; the
+    # transform goes only where asked (here for both), the label panel shows the maps before it.
+    pair = tmp_path / "pair.png"
+    result = _run("pictures", "--checkpoint", str(tiny_checkpoint), "--checkpoint", str(tiny_checkpoint),
+                  "--adapt-labels", "--mount", "hood", "--frames", "2", "--size", "64x32", "--out", str(pair),
+                  cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    image = cv2.imread(str(pair))
+    assert image.shape == (row_h, 4 * 64 + 3 * GAP_PX, 3)
+    first, second = (image[HEADER_PX:, k * (64 + GAP_PX):k * (64 + GAP_PX) + 64] for k in (2, 3))
+    assert np.array_equal(first, second)  # the same model on the same frames
+    assert "hood mount" in result.stdout
+    bad_mount = _run("pictures", "--checkpoint", str(tiny_checkpoint), "--mount", "bonnet", "--frames", "2",
+                     "--size", "64x32", "--out", str(tmp_path / "y.png"), cwd=tmp_path)
+    assert bad_mount.returncode == 1 and "--mount bonnet" in bad_mount.stderr and not (tmp_path / "y.png").exists()
+
     bad = _run("pictures", "--checkpoint", str(tiny_checkpoint), "--data", str(data), "--frames", "9",
                "--size", "64x32", "--out", str(tmp_path / "x.png"), cwd=tmp_path)
     assert bad.returncode != 0 and "6 frames" in bad.stderr and not (tmp_path / "x.png").exists()

@@ -180,3 +180,37 @@ def test_bad_inputs_name_the_file_and_write_nothing(inputs, tiny_checkpoint, mak
     with pytest.raises(AdaptInputError, match=r"generator.label_nc is 20, not 35.*Cityscapes labelIds"):
         check_inputs(_config(**{**inputs, "tiny_checkpoint": train_ids_model}, out=tmp_path / "d"))
     assert not any((tmp_path / name).exists() for name in "abcde")
+
+
+def test_adapt_labels_trains_on_the_transformed_maps_and_says_so(inputs, tmp_path) -> None:
+    from carla_neural.label_transform import LabelTransform, load_transform_config
+
+    label_dir = inputs["sim"] / "frames" / "label_ids"
+    raw = []
+    for path in sorted(label_dir.glob("*.png")):
+        labels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        labels[28:, :20] = 6  # ground: a class the real maps never hold, which the transform maps away
+        cv2.imwrite(str(path), labels)
+        raw.append(labels)
+    plain = Adapter(_config(**inputs, out=tmp_path / "plain"))
+    assert plain.inputs.label_transform is None and (plain.sim_data[0]["label_ids"] == 6).any()
+    plain.close()
+
+    adapter = Adapter(_config(**inputs, out=tmp_path / "out", adapt_labels=True))
+    clip = adapter.sim_data[0]["label_ids"].numpy()
+    transform = LabelTransform(load_transform_config())
+    assert not (clip == 6).any()
+    start = next(t for t in range(len(raw)) if np.array_equal(clip[0], transform(raw[t])))
+    assert all(np.array_equal(clip[k], transform(raw[start + k])) for k in range(len(clip)))
+    adapter.train(progress=False)
+    adapter.close()
+    metadata = json.loads((tmp_path / "out" / "generator" / "config.json").read_text())["metadata"]
+    assert metadata["adapt_label_transform"]["median_kernel"] == load_transform_config().median_kernel
+
+
+def test_a_bad_transform_config_names_the_file(inputs, tmp_path) -> None:
+    bad = tmp_path / "transform.json"
+    bad.write_text('{"median_kernel": 4}')
+    with pytest.raises(AdaptInputError, match=r"--transform-config: .*transform\.json.*median_kernel"):
+        check_inputs(_config(**inputs, out=tmp_path / "out", adapt_labels=True, transform_config=str(bad)))
+    assert not (tmp_path / "out").exists()

@@ -73,7 +73,7 @@ def test_the_label_transform_sits_between_remap_and_the_renderer(tiny_checkpoint
     from carla_neural.runs import adapt_spec
 
     out = tmp_path / "run"
-    spec = RunSpec(command="test", source=demo_world(128, 64, seed=5), size=(128, 64), frames=5,
+    spec = RunSpec(command="test", source=demo_world(128, 64, seed=5, mount="hood"), size=(128, 64), frames=5,
                    backend=BackendSpec(checkpoint=str(tiny_checkpoint), device="cpu", in_process=True, threads=1),
                    record=RecordSpec(out), adapt=adapt_spec(True))
     presented = []
@@ -93,7 +93,8 @@ def test_the_label_transform_sits_between_remap_and_the_renderer(tiny_checkpoint
     for adapted, frame in zip(timed, presented):
         recorded = cv2.imread(str(out / "frames" / "label_ids" / f"{frame.frame.frame_id:06d}.png"),
                               cv2.IMREAD_UNCHANGED)
-        # The recorder keeps the simulator's map; the renderer got the transformed one while it was on.
+        # The recorder keeps the simulator's map; the renderer got the transformed one while it was on
+        # (the hood mount sees the ground the transform maps away).
         assert (recorded == frame.label_ids).all() and (frame.label_ids == GROUND).sum() > 100
         if adapted:
             assert (frame.render_label_ids == transform(frame.label_ids)).all()

@@ -149,7 +149,7 @@ def test_checkpoint_references_that_are_not_checkpoints(tmp_path: Path, monkeypa
     with pytest.raises(CheckpointError, match="neither a carla-neural checkpoint"):
         load_generator(tmp_path / "empty")
     monkeypatch.setattr(checkpoint_ref, "bundled_checkpoint", lambda reference="bundled": tmp_path / "empty")
-    for reference in ("bundled", "bundled-baseline"):
+    for reference in checkpoint_ref.BUNDLED_FOLDERS:
         with pytest.raises(CheckpointError, match=f"the {reference} model is missing .*README.md"):
             load_generator(reference)
     (tmp_path / "bad").mkdir()

@@ -114,3 +114,22 @@ def test_the_label_transform_follows_the_scenario_and_the_command_line_wins(tmp_
     assert not kept.enabled and kept.config.median_kernel == 5
     with pytest.raises(TransformConfigError, match="missing.json does not exist"):
         scenario_adapt(plain, transform_config=tmp_path / "missing.json")
+
+
+def test_the_default_model_of_each_world_and_its_label_transform() -> None:
+    from carla_neural.runs import BackendSpec, default_checkpoint
+    from scenarios.runner import record_spec, scenario_adapt
+
+    # The built-in world renders with the model adapted to its maps, fed the maps it was adapted
+    # on (through the transform); CARLA with the street model, maps as they come.
+    assert default_checkpoint("builtin") == "bundled-adapted" and default_checkpoint("carla") == "bundled"
+    plain = parse_scenario({"name": "plain"}, origin="test")
+    assert plain.rendering.checkpoint is None and plain.rendering.adapt_labels is None
+    assert all(read_scenario(name).rendering.checkpoint is None for name in builtin_scenarios())
+    assert scenario_adapt(plain, checkpoint="bundled-adapted").enabled
+    assert scenario_adapt(plain, checkpoint="bundled") is None
+    assert scenario_adapt(plain, adapt_labels=False, checkpoint="bundled-adapted") is None  # --no-adapt-labels
+    declined = parse_scenario({"name": "d", "rendering": {"adapt_labels": False}}, origin="test")
+    assert scenario_adapt(declined, checkpoint="bundled-adapted") is None  # the scenario says off
+    spec = record_spec(plain, BackendSpec(checkpoint="bundled-adapted"), "run", world="builtin", frames=1)
+    assert spec.adapt is not None and spec.adapt.enabled
