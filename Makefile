@@ -13,7 +13,7 @@ STREET_OUT ?= runs/street
 RECIPE := renderer/weights/lite/recipe.json
 # `make adapted-model`: the shipped adapted model's recipe (renderer/weights/lite-adapted/README.md).
 ADAPT_OUT ?= runs/adapted
-ADAPT_STEPS ?= 120
+ADAPT_STEPS ?= 40
 
 .PHONY: demo test model street-model adapted-model bench install clean
 
@@ -46,7 +46,7 @@ adapted-model: $(STAMP)
 	$(VENV)/bin/carla-neural record domain_adapt/scenarios/urban_cityscapes.yaml --world builtin --frames 200 \
 	  --checkpoint bundled --no-adapt-labels --threads 1 --out $(ADAPT_OUT)/maps --overwrite
 	$(VENV)/bin/carla-neural adapt --checkpoint bundled --maps $(ADAPT_OUT)/maps --real $(DATA) --real-hold-out seq0004 \
-	  --out $(ADAPT_OUT)/adapt --steps $(ADAPT_STEPS) --size 512x256 --clip-length 8 --lr 5e-5 --w-warp 2 \
+	  --out $(ADAPT_OUT)/adapt --steps $(ADAPT_STEPS) --size 512x256 --clip-length 8 --lr 5e-5 --w-warp 2 --w-gan 0 --w-temporal-gan 0 \
 	  --adapt-labels --device cpu --threads 1 --save-every 10 --image-every 20
 
 bench: $(STAMP)
