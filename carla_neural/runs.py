@@ -28,6 +28,7 @@ from carla_neural.backends import ClientBackend, InProcessBackend, RenderBackend
 from carla_neural.pipeline import Mode, Pipeline, PipelineConfig, Presented
 from carla_neural.sources.base import Source
 from carla_neural.sources.replay import ReplaySource
+from renderer.checkpoint_ref import BUNDLED, BUNDLED_ADAPTED
 from renderer.protocol import StyleChoice
 
 if TYPE_CHECKING:
@@ -38,11 +39,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SourceKind = Literal["builtin", "carla", "replay"]
-# PNG kinds and the sensor each needs (None: every run has it).
 # The model a run renders with when neither the command line nor the scenario names one. The
 # built-in world gets the street model fine-tuned on its maps (`carla-neural adapt`); CARLA's maps
 # get the street model itself: no CARLA server was at hand to measure the adapted one on them.
-WORLD_CHECKPOINTS = {"builtin": "bundled-adapted", "carla": "bundled"}
+WORLD_CHECKPOINTS = {"builtin": BUNDLED_ADAPTED, "carla": BUNDLED}
 
 
 def default_checkpoint(world: str) -> str:
@@ -53,9 +53,10 @@ def default_checkpoint(world: str) -> str:
 def transform_by_default(checkpoint: str | Path) -> bool:
     """Whether a run with `checkpoint` gets the label transform unless told otherwise: only the
     shipped adapted model, which was fine-tuned on maps through the calibrated transform."""
-    return str(checkpoint) == "bundled-adapted"
+    return str(checkpoint) == BUNDLED_ADAPTED
 
 
+# PNG kinds and the sensor each needs (None: every run has it).
 _PNG_SENSORS = {"raw": "rgb", "neural": None, "label_ids": None, "instance_ids": "instance", "flow": "flow"}
 
 
@@ -247,10 +248,10 @@ def open_run(spec: RunSpec, summary_extra: Mapping[str, Any] | None = None) -> I
 
 
 def adapt_spec(enabled: bool | None, config_file: str | Path | None = None,
-               keep_off: bool = False) -> AdaptSpec | None:
+               keep_off: bool = False, checkpoint: str | Path | None = None) -> AdaptSpec | None:
     """The label transform of a run: its config read from `config_file` (default: the calibrated
-    one); `enabled` None: on when a config file is given. None when off, unless `keep_off`
-    (drive: a key switches it on later).
+    one); `enabled` None: on when a config file is given, else as `transform_by_default(checkpoint)`.
+    None when off, unless `keep_off` (drive: a key switches it on later).
 
     Raises TransformConfigError (a ValueError naming the file and the field) for a bad file, so
     that a command fails before it writes anything.
@@ -258,7 +259,7 @@ def adapt_spec(enabled: bool | None, config_file: str | Path | None = None,
     from carla_neural.label_transform import CALIBRATED_CONFIG, load_transform_config
 
     if enabled is None:
-        enabled = config_file is not None
+        enabled = config_file is not None or (checkpoint is not None and transform_by_default(checkpoint))
     if not enabled and not keep_off:
         return None
     path = Path(config_file) if config_file is not None else CALIBRATED_CONFIG

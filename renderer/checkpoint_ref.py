@@ -1,4 +1,5 @@
-"""Checkpoint references ("bundled", "bundled-baseline", "bundled-adapted" or a path) -> the folder, checked to be there.
+"""Checkpoint references ("bundled", "bundled-baseline", "bundled-adapted" or a path) -> the
+folder, checked to be there.
 
 The one home of the checkpoint-exists rule: the demo, the worker supervisor and the worker all
 call `resolve_checkpoint` before anything starts. Torch-free, so that the client side checks a

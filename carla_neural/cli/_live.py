@@ -77,8 +77,8 @@ def adapt_options(command: Command) -> Command:
         click.option("--adapt-labels/--no-adapt-labels", default=None,
                      help="Pass the label ids through the label transform (carla_neural.label_transform: "
                           "classes the real maps lack, boundaries, specks) before the renderer (default: "
-                          "the scenario's rendering.adapt_labels, else on for bundled-adapted only). The recorded label PNGs stay "
-                          "the simulator's; the labels panel and video show what the renderer got."),
+                          "the scenario's rendering.adapt_labels, else on for bundled-adapted only). The "
+                          "recorded label PNGs stay the simulator's; the labels panel and video show what the renderer got."),
         click.option("--transform-config", type=click.Path(dir_okay=False, path_type=Path), default=None,
                      metavar="FILE", help="Label transform config JSON (default: the scenario's "
                      "rendering.transform_config, else the calibrated one); implies --adapt-labels."),

@@ -67,8 +67,8 @@ def _names(value: str | None) -> list[str]:
 @threads_option
 def command(checkpoint: str, sims: tuple[Path, ...], real: Path, real_hold_out: str | None, out: Path, steps: int,
             size: tuple[int, int], load_width: int | None, clip_length: int, lr: float, w_gan: float,
-            w_temporal_gan: float, w_seg: float, w_warp: float, w_anchor: float, w_anchor_feature: float, adapt_labels: bool,
-            transform_config: Path | None, flow: str,
+            w_temporal_gan: float, w_seg: float, w_warp: float, w_anchor: float, w_anchor_feature: float,
+            adapt_labels: bool, transform_config: Path | None, flow: str,
             segmenter: str, device: str, seed: int, save_every: int, image_every: int, stop_at: int | None,
             no_resume: bool, threads: int | None) -> None:
     """Fine-tune CHECKPOINT on simulator label maps without paired photos (docs/domain_adapt.md)."""
@@ -86,7 +86,8 @@ def command(checkpoint: str, sims: tuple[Path, ...], real: Path, real_hold_out: 
                              real_hold_out=_names(real_hold_out), segmenter=segmenter, out_dir=str(out),
                              crop_width=size[0], crop_height=size[1], load_width=load_width,
                              clip_length=clip_length, adapt_labels=adapt_labels or transform_config is not None,
-                             transform_config=str(transform_config) if transform_config else None, flow=flow, steps=steps, lr=lr, weights=weights, seed=seed,
+                             transform_config=str(transform_config) if transform_config else None, flow=flow,
+                             steps=steps, lr=lr, weights=weights, seed=seed,
                              device=device, image_every=image_every, save_every=save_every,
                              resume=not no_resume).validate()
         adapter = Adapter(config)  # every input is checked here, before anything is written

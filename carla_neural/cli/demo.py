@@ -88,7 +88,6 @@ def command(frame_count: int, size: tuple[int, int], checkpoint: str | None, hea
         default_checkpoint,
         demo_world,
         open_run,
-        transform_by_default,
     )
     from carla_neural.sources.world.builtin import FIXED_DELTA_S
     from carla_neural.worker_supervisor import WorkerStartError
@@ -103,9 +102,7 @@ def command(frame_count: int, size: tuple[int, int], checkpoint: str | None, hea
     checkpoint_path = _checkpoint_facts(checkpoint)
     style = resolve_style(checkpoint_path, style_index, style_photo, style_labels)
     try:
-        if adapt_labels is None and transform_config is None:
-            adapt_labels = transform_by_default(checkpoint)
-        adapt = adapt_spec(adapt_labels, transform_config)
+        adapt = adapt_spec(adapt_labels, transform_config, checkpoint=checkpoint)
     except TransformConfigError as error:
         raise click.ClickException(str(error)) from None
     out_dir.mkdir(parents=True, exist_ok=True)

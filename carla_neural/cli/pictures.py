@@ -45,9 +45,9 @@ def command(checkpoints: tuple[str, ...], data: Path | None, sequence: str | Non
             size: tuple[int, int], seed: int, mount: str | None, adapt_labels: bool | None, engine: str, out: Path,
             threads: int | None) -> None:
     """Render a sequence and write a strip of chosen frames, side by side with their labels and photos."""
-    from carla_neural.label_transform import LabelTransform, load_transform_config
+    from carla_neural.label_transform import LabelTransform
     from carla_neural.pictures import render_rows, strip, write_png
-    from carla_neural.runs import DEMO_MOUNT, transform_by_default
+    from carla_neural.runs import DEMO_MOUNT, adapt_spec
     from renderer.checkpoint import CheckpointError
     from renderer.loading import load_renderer
     from renderer.training.datasets import DatasetError
@@ -85,9 +85,10 @@ def command(checkpoints: tuple[str, ...], data: Path | None, sequence: str | Non
             renderer = load_renderer(checkpoint, engine=engine, device="cpu")
         except CheckpointError as err:
             raise click.ClickException(str(err)) from None
-        transformed = transform_by_default(checkpoint) if adapt_labels is None else adapt_labels
+        adapt = adapt_spec(adapt_labels, checkpoint=checkpoint)  # the rule a run follows
+        transformed = adapt is not None
         if transformed:
-            transform = LabelTransform(load_transform_config())
+            transform = LabelTransform(adapt.config)
             steps.append(lambda labels, instances, r=renderer, t=transform: r.step(t(labels), instances))
         else:
             steps.append(renderer.step)

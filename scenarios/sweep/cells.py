@@ -87,8 +87,8 @@ def expand_cells(sweep: Sweep, sweep_file: str | Path) -> list[Cell]:
                 problems.append(f"  axes.{axis}[{index}] ({sweep.axes[axis][index]!r}): {reasons}")
             if axis == "checkpoint" and value not in BUNDLED_FOLDERS and not Path(value).is_dir():
                 problems.append(f"  axes.checkpoint[{index}]: no checkpoint folder {value} "
-                                "(paths are relative to the sweep file); give a folder, 'bundled' or "
-                                "'bundled-adapted'")
+                                "(paths are relative to the sweep file); give a folder or one of "
+                                f"{', '.join(BUNDLED_FOLDERS)}")
     if problems:
         raise SweepError(f"{sweep_file}: {len(problems)} problem(s) in the sweep's axes:\n" + "\n".join(problems))
     cells = []
