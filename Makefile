@@ -14,8 +14,13 @@ RECIPE := renderer/weights/lite/recipe.json
 # `make adapted-model`: the shipped adapted model's recipe (renderer/weights/lite-adapted/README.md).
 ADAPT_OUT ?= runs/adapted
 ADAPT_STEPS ?= 40
+# `make styles-model`: the shipped styles' recipe (renderer/weights/lite/README.md, "Styles") added to
+# STYLES_BASE, a model without styles (default: `bundled` as it shipped before it had styles, from git).
+STYLES_OUT ?= runs/styles
+STYLES_BASE ?= $(STYLES_OUT)/base
+PRE_STYLES_COMMIT := f1110fa
 
-.PHONY: demo test model street-model adapted-model bench install clean
+.PHONY: demo test model street-model adapted-model styles-model bench install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +53,13 @@ adapted-model: $(STAMP)
 	$(VENV)/bin/carla-neural adapt --checkpoint bundled --maps $(ADAPT_OUT)/maps --real $(DATA) --real-hold-out seq0004 \
 	  --out $(ADAPT_OUT)/adapt --steps $(ADAPT_STEPS) --size 512x256 --clip-length 8 --lr 5e-5 --w-warp 2 --w-gan 0 --w-temporal-gan 0 \
 	  --adapt-labels --device cpu --threads 1 --save-every 10 --image-every 20
+
+styles-model: $(STAMP)
+	@test -f $(STYLES_BASE)/model.safetensors || { mkdir -p $(STYLES_BASE) && \
+	  git show $(PRE_STYLES_COMMIT):renderer/weights/lite/config.json > $(STYLES_BASE)/config.json && \
+	  git show $(PRE_STYLES_COMMIT):renderer/weights/lite/model.safetensors > $(STYLES_BASE)/model.safetensors; }
+	$(VENV)/bin/carla-neural train --config renderer/weights/lite/styles_recipe.json --data $(DATA) \
+	  --init-from $(STYLES_BASE) --out $(STYLES_OUT)/lite-styles --threads 1
 
 bench: $(STAMP)
 	mkdir -p runs/bench

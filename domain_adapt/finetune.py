@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from renderer.checkpoint import CheckpointError, is_our_checkpoint, read_config
 from renderer.checkpoint_ref import resolve_checkpoint
 from renderer.segmenter import load_segmenter
 from renderer.segmenter.model import Segmenter
+from renderer.styles import STYLES_FILE
 from renderer.training.datasets import (
     ClipDataset,
     DatasetError,
@@ -106,6 +108,12 @@ def _load_source(config: AdaptConfig) -> tuple[Path, dict[str, Any], TrainableGe
     if generator.net.single_g is None:
         raise AdaptInputError(f"{where}: the checkpoint has no single-image generator to start sequences; "
                               "give one trained with it (or an NVIDIA folder with label2city_single/)")
+    if generator.net.has_styles and "styles_added_to" not in metadata:
+        # The simulator maps come without photos to encode, so adapt trains without a style input:
+        # right only for a model that renders without one (styles added by `train --styles-only`).
+        raise AdaptInputError(f"{where}: the model's styles trained with its generator (no metadata."
+                              "styles_added_to), and adapt has no photos to take a style from; adapt the "
+                              "model without styles, or one whose styles `train --styles-only` added")
     return folder, metadata, generator
 
 
@@ -473,7 +481,13 @@ class Adapter:
         transform = self.inputs.label_transform
         metadata["adapt_label_transform"] = transform.config.model_dump(mode="json") if transform else None
         metadata["working_size"] = list(self.inputs.working_size)  # the size it was adapted at
-        return self.generator.save(folder, extra=metadata)
+        saved = self.generator.save(folder, extra=metadata)
+        # Styles added to a frozen model ride along unchanged (adapt trains no style input); their
+        # clusters are the source's, and metadata.styles (copied above) describes them.
+        bank = self.inputs.source_folder / STYLES_FILE
+        if self.generator.net.has_styles and bank.is_file():
+            shutil.copyfile(bank, Path(folder) / STYLES_FILE)
+        return saved
 
     def close(self) -> None:
         """Flush and close the tensorboard writer."""

@@ -148,6 +148,8 @@ class _Metadata(BaseModel):
         ]
         | None
     ) = None
+    # The model a `train --styles-only` run added styles to (renderer.styles.StyleBank.frozen_base).
+    styles_added_to: Annotated[str, Strict()] | None = None
 
 
 class _DocumentHeader(BaseModel):

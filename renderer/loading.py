@@ -107,6 +107,6 @@ def load_renderer(
 
         renderer.style_bank = load_styles(resolve_checkpoint(checkpoint), generator.config.label_nc,
                                           generator.config.feat_nc)
-        renderer.apply_style(None)  # the default style: the bank's per-class means
+        renderer.apply_style(None)  # the default style (StyleBank.default_vectors)
     log.info("renderer: %s on %s, engine %s", checkpoint, torch_device, engine)
     return renderer

@@ -62,7 +62,7 @@ ARRAYS_OF_TYPE: dict[MsgType, int] = {MsgType.RENDER: 2, MsgType.RENDER_REPLY: 1
 # these two (docs/protocol.md, "Styles").
 MAX_STYLE_INDEX = 63
 STYLE_VECTORS = 0xFFFFFFFE  # one float32 (label_nc, feat_nc) array of per-class vectors follows
-STYLE_NONE = 0xFFFFFFFF  # no style: render as a model without styles does (no array)
+STYLE_NONE = 0xFFFFFFFF  # no style: the checkpoint's default (StyleBank.default_vectors; no array)
 
 
 class Flag(enum.IntFlag):

@@ -110,11 +110,11 @@ class SequentialRenderer:
         """Set the style from a ``StyleChoice`` (an index of ``style_bank``, vectors, or none);
         ValueError naming what is missing (no styles, no such index). Starts a new sequence.
 
-        No style on a model with a style bank means the bank's per-class training means (the
-        "default" style, inside what the generator was trained on); without a bank, no feature
+        No style means the bank's default (``StyleBank.default_vectors``: its per-class training
+        means, or no feature input for styles added to a frozen model); without a bank, no feature
         input at all (every model without styles: exactly as before)."""
         if choice is None or (choice.index is None and choice.vectors is None):
-            self.set_style(None if self.style_bank is None else self.style_bank.mean)
+            self.set_style(None if self.style_bank is None else self.style_bank.default_vectors())
         elif choice.index is not None:
             if self.style_bank is None:
                 raise ValueError("this checkpoint has no style clusters: compute them with "

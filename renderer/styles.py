@@ -12,6 +12,8 @@ A checkpoint with styles holds ``styles.safetensors`` beside its weights:
   vectors are zero);
 
 and its config.json's ``metadata.styles`` says ``k``, ``feat_nc``, ``regions`` and ``source``.
+Styles added to a frozen model (``train --styles-only``) are marked by ``metadata.styles_added_to``:
+such a model renders without a style exactly as the model it was added to.
 
 **Style K** takes cluster K of every class: all instances of a class share it (one documented
 choice; pix2pixHD lets a user pick per instance). **A photo** is encoded, its pixels are assigned
@@ -35,7 +37,7 @@ from safetensors.torch import save_file
 from renderer.checkpoint import read_weights
 from renderer.checkpoint_ref import CONFIG_FILE, CheckpointError
 from renderer.model.generator import Vid2VidGenerator
-from renderer.model.style import class_means
+from renderer.model.style import class_means, region_ids
 from renderer.resize import resize_nearest
 
 log = logging.getLogger(__name__)
@@ -49,11 +51,19 @@ LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 @dataclass(frozen=True)
 class StyleBank:
     """K style clusters per class: ``centers`` (label_nc, K, C), ``mean`` (label_nc, C) float32,
-    ``counts`` (label_nc,) int64."""
+    ``counts`` (label_nc,) int64; ``frozen_base``: the styles were added to a frozen model
+    (``train --styles-only``, config.json ``metadata.styles_added_to``)."""
 
     centers: np.ndarray
     mean: np.ndarray
     counts: np.ndarray
+    frozen_base: bool = False
+
+    def default_vectors(self) -> np.ndarray | None:
+        """What a renderer takes when no style is chosen: no feature input at all (None) when the
+        styles were added to a frozen model, so that it renders exactly as that model did; else
+        every class's mean training feature (label_nc, C) float32, inside what it trained on."""
+        return None if self.frozen_base else self.mean
 
     @property
     def k(self) -> int:
@@ -103,14 +113,15 @@ def region_samples(
     """One frame's regions: (1, C, H, W) encoder features, (H, W) labels, instance ids and RGB
     uint8 -> per region of at least MIN_REGION_PIXELS pixels its class (R,) int64, mean feature
     (R, C) float32 and mean luminance (R,) float32."""
-    _, inverse = np.unique(instance_ids.reshape(-1), return_inverse=True)
+    regions = region_ids(torch.from_numpy(label_ids.astype(np.int64)), torch.from_numpy(instance_ids.astype(np.int64)))
+    _, inverse = np.unique(regions.numpy().reshape(-1), return_inverse=True)
     inverse = inverse.reshape(-1)
     n_regions = int(inverse.max()) + 1
     counts = np.bincount(inverse, minlength=n_regions)
     flat = features[0].flatten(1).detach().cpu().numpy().astype(np.float64)  # (C, H·W)
     sums = np.stack([np.bincount(inverse, weights=channel, minlength=n_regions) for channel in flat], 1)
     luma = np.bincount(inverse, weights=(rgb.reshape(-1, 3).astype(np.float32) @ LUMA), minlength=n_regions)
-    # A region's class: its most common label (an instance id names one class, stuff its label).
+    # A region's class: its label (regions are (label, instance) pairs, so the vote is unanimous).
     votes = np.bincount(inverse * label_nc + label_ids.reshape(-1).astype(np.int64),
                         minlength=n_regions * label_nc).reshape(n_regions, label_nc)
     keep = counts >= MIN_REGION_PIXELS
@@ -188,7 +199,10 @@ def load_styles(folder: str | Path, label_nc: int, feat_nc: int) -> StyleBank | 
     if centers.dtype != np.float32 or not (np.isfinite(centers).all() and np.isfinite(mean).all()):
         raise CheckpointError(f"{path}: centers and mean must be finite float32; recompute them with "
                               "`carla-neural styles`")
-    return StyleBank(centers, mean, counts.astype(np.int64))
+    from renderer.checkpoint import read_config
+
+    frozen_base = "styles_added_to" in read_config(folder)[1]
+    return StyleBank(centers, mean, counts.astype(np.int64), frozen_base)
 
 
 # --------------------------------------------------------------------------- encoding

@@ -241,8 +241,10 @@ def command(checkpoints: tuple[str, ...], data: Path | None, world: str, sequenc
         from renderer.style_choice import checkpoint_styles
 
         try:
-            if checkpoint_styles(folder)[0]:
-                # A model with styles renders its default style, as `render` does without --style.
+            feat_nc, bank = checkpoint_styles(folder)
+            if feat_nc and (bank is None or bank.default_vectors() is not None):
+                # A model with styles renders its default style, as `render` does without --style
+                # (styles added to a frozen model have none: it renders as the model it was added to).
                 result, real_stream, _ = evaluate_style(
                     folder, "default", held_out, (width, height), device=device, fid=not no_fid,
                     real_stream=real_stream, segmenter=seg_model, reference_segmentation=reference_segmentation)

@@ -36,6 +36,9 @@ from carla_neural.cli.options import WxH, threads_option
 @click.option("--feature-channels", type=click.IntRange(0, 16), default=None,
               help="Styles (docs/styles.md): train a feature encoder of this many channels (e.g. 3) with the "
                    "generator; its per-class clusters are stored with the result. Default 0: no styles.")
+@click.option("--styles-only", is_flag=True, default=None,
+              help="With --init-from and --feature-channels: train only the style encoder and convolutions; "
+                   "without a style the model renders exactly as the --init-from model.")
 @click.option("--style-clusters", type=click.IntRange(1, 64), default=None,
               help="Styles per class clustered at the end of training (default 8).")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Training clips.")

@@ -60,6 +60,17 @@ def feature_level(features: Tensor, level: int) -> Tensor:
     return features[..., ::step, ::step]
 
 
+REGION_STRIDE = 1 << 16  # instance ids are below 2**16 (uint16 PNGs)
+
+
+def region_ids(label_ids: Tensor, instance_ids: Tensor) -> Tensor:
+    """(..., H, W) labelIds and instance ids -> (..., H, W) int64 region ids: one per (label,
+    instance) pair. Cityscapes' instance ids (label·1000 + k, stuff its label id) already name
+    one class each; 8-bit instance maps (NVIDIA's sample: small ids per object, 255 for all stuff)
+    do not, and pooling by them alone would average road, sky and buildings into one region."""
+    return label_ids.long() * REGION_STRIDE + instance_ids.long()
+
+
 def pool_by_instance(features: Tensor, instance_ids: Tensor) -> Tensor:
     """(B, C, H, W) float features, (B, H, W) integer instance ids -> (B, C, H, W): each pixel
     holds the mean feature of its instance (differentiable, so the encoder trains through it)."""

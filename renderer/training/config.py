@@ -91,6 +91,9 @@ class TrainConfig(SavedConfig):
     # (0: none); at the end its per-class clusters (style_clusters per class) join the checkpoint.
     feature_channels: int = 0
     style_clusters: int = 8
+    # Train only the feature encoder and the style convolutions; the rest of the generator keeps
+    # `init_from`'s weights, so the model without a style renders exactly as that model did.
+    styles_only: bool = False
 
     # Curriculum
     # Temporal model only: for the first `frame_steps` clips its generator trains frame by frame
@@ -148,6 +151,8 @@ class TrainConfig(SavedConfig):
         need(self, self.real_first_frames in (1, 2), "real_first_frames", "1 or 2")
         need(self, isinstance(self.feature_channels, int) and 0 <= self.feature_channels <= 16, "feature_channels",
              "0 (no styles) .. 16")
+        need(self, not self.styles_only or (self.feature_channels > 0 and self.init_from is not None),
+             "styles_only", "false, or true with feature_channels > 0 and init_from (the model to add styles to)")
         need(self, isinstance(self.style_clusters, int) and 1 <= self.style_clusters <= 64, "style_clusters", "1..64")
         need(self, self.clip_length >= self.real_first_frames + 1 or not self.temporal, "clip_length",
              f">= real_first_frames + 1 ({self.real_first_frames + 1}) for temporal training")
@@ -175,6 +180,10 @@ class TrainConfig(SavedConfig):
         need(self, self.log_every >= 1 and self.save_every >= 1 and self.image_every >= 1, "log_every",
              "log_every, image_every and save_every all >= 1")
         check_weights(self.weights)
+        w = self.weights
+        if not w.gan + w.feature_matching + w.l1 + (w.vgg if self.use_vgg else 0.0) > 0:
+            raise ConfigError("config fields 'weights.gan', 'weights.feature_matching', 'weights.l1' and "
+                              "'weights.vgg' are all 0: give at least one image term a weight > 0")
         return self
 
     @property

@@ -32,7 +32,7 @@ from renderer.checkpoint import (
 from renderer.model.config import GeneratorConfig, preset, with_generator
 from renderer.model.generator import Vid2VidGenerator, build_generator
 from renderer.model.inputs import build_pyramid, one_hot_labels
-from renderer.model.style import StyleStem, feature_level, pool_by_instance
+from renderer.model.style import FeatureEncoder, StyleStem, feature_level, pool_by_instance
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +77,11 @@ class TrainableGenerator(nn.Module):
     @classmethod
     def build(cls, model: str = "lite", temporal: bool = True, init_from: str | None = None,
               seed: int | None = None, generator: str | None = None,
-              feature_channels: int = 0) -> "TrainableGenerator":
+              feature_channels: int = 0, styles_only: bool = False) -> "TrainableGenerator":
         """From a preset / config.json (in design ``generator``, None: as given), optionally
         initialised from our or NVIDIA's checkpoint folder (whose design it keeps);
-        ``feature_channels`` > 0 adds a style encoder (docs/styles.md)."""
+        ``feature_channels`` > 0 adds a style encoder (docs/styles.md); ``styles_only`` (with
+        ``init_from``) trains nothing but it (``freeze_all_but_styles``)."""
         if init_from is None:
             config = resolve_model_config(model, temporal, generator)
             if feature_channels:
@@ -94,9 +95,12 @@ class TrainableGenerator(nn.Module):
         if not temporal and net.single_g is not None:
             net = _without_single(net)
         if feature_channels and net.config.feat_nc != feature_channels:
-            net = _with_styles(net, feature_channels, seed)
+            net = _with_styles(net, feature_channels, seed, zero_stems=not styles_only)
         log.info("fine-tuning from %s", folder)
-        return cls(net.train(), temporal)
+        trainable = cls(net.train(), temporal)
+        if styles_only:
+            trainable.freeze_all_but_styles()
+        return trainable
 
     # ---------------------------------------------------------------- facts
     @property
@@ -133,13 +137,13 @@ class TrainableGenerator(nn.Module):
         return torch.cat([one_hot, edges.to(one_hot.dtype)], 1) if self.config.use_instance else one_hot
 
     # ---------------------------------------------------------------- forward
-    def style_features(self, real: Tensor, instance_ids: Tensor) -> Tensor | None:
+    def style_features(self, real: Tensor, regions: Tensor) -> Tensor | None:
         """The generator's style input for one frame: the feature encoder on the real frame
-        (B, 3, H, W) in [-1, 1], averaged over each instance of (B, H, W) instance ids ->
+        (B, 3, H, W) in [-1, 1], averaged over each region of (B, H, W) ids (``region_ids``) ->
         (B, feat_nc, H, W); None for a model without styles."""
         if not self.net.has_styles:
             return None
-        return pool_by_instance(self.net.encoder(real), instance_ids)
+        return pool_by_instance(self.net.encoder(real), regions)
 
     def forward(self, labels: Tensor, prev: Tensor | list[Tensor] | None,
                 active_scales: int | None = None, frame_by_frame: bool = False,
@@ -148,8 +152,8 @@ class TrainableGenerator(nn.Module):
         prev: per active scale (coarsest first) the stacked previous outputs of that scale, as
         NVIDIA's code and the renderer keep them, or one finest-scale tensor to pyramid.
         `frame_by_frame` (prev None): the composite generator with its temporal path off, even on a
-        temporal model (the baseline's forward). `style` (real (B, 3, H, W), instance ids
-        (B, H, W)): the current real frame whose pooled encoder features (`style_features`) the
+        temporal model (the baseline's forward). `style` (real (B, 3, H, W), region ids
+        (B, H, W), see ``region_ids``): the current real frame whose pooled encoder features (`style_features`) the
         generator takes, models with styles only (encoded here, inside the one forward, so that
         DistributedDataParallel sees the encoder's gradients too)."""
         active = self.num_scales if active_scales is None else active_scales
@@ -201,6 +205,19 @@ class TrainableGenerator(nn.Module):
             frozen += list(self.net.single_g.parameters())
         return frozen
 
+    def style_parameters(self) -> list[nn.Parameter]:
+        """The parameters that only styles use: the feature encoder and every style convolution."""
+        return [param for module in self.modules() if isinstance(module, (FeatureEncoder, StyleStem))
+                for param in module.parameters()]
+
+    def freeze_all_but_styles(self) -> None:
+        """Stop every parameter but ``style_parameters`` from training (``train --styles-only``)."""
+        if not self.net.has_styles:
+            raise ValueError("styles_only needs a generator with styles (feature_channels > 0)")
+        keep = {id(param) for param in self.style_parameters()}
+        for param in self.parameters():
+            param.requires_grad_(id(param) in keep)
+
     # ---------------------------------------------------------------- files
     def save(self, folder: str | Path, extra: dict[str, Any] | None = None) -> Path:
         """Our checkpoint format; metadata records whether the temporal path is on."""
@@ -225,18 +242,22 @@ def _without_single(net: Vid2VidGenerator) -> Vid2VidGenerator:
     return stripped
 
 
-def _with_styles(net: Vid2VidGenerator, feature_channels: int, seed: int | None) -> Vid2VidGenerator:
-    """``net`` with a style encoder added: its weights kept, the new style stems zero (so the
-    model starts out rendering exactly as ``net`` did) and the encoder freshly initialised."""
+def _with_styles(net: Vid2VidGenerator, feature_channels: int, seed: int | None,
+                 zero_stems: bool = True) -> Vid2VidGenerator:
+    """``net`` with a style encoder added: its weights kept, the encoder freshly initialised and
+    the new style stems zero (so that joint fine-tuning starts from exactly ``net``'s output) or,
+    ``zero_stems=False``, initialised like the label stems: with ``net`` frozen the encoder learns
+    only through the stems, and zero stems would pass it no gradient."""
     styled = build_generator(net.config.replace(feat_nc=feature_channels), seed=seed)
     missing, unexpected = styled.load_state_dict(net.state_dict(), strict=False)
     new_keys = ("encoder.", "style_single.") + tuple(f"scales.{s}.style_stem." for s in range(len(net.scales)))
     if unexpected or any(not key.startswith(new_keys) for key in missing):
         raise ValueError(f"cannot add styles to this generator: unexpected {unexpected}, missing {missing}")
-    with torch.no_grad():
-        for module in styled.modules():
-            if isinstance(module, StyleStem):
-                module.conv.weight.zero_()
+    if zero_stems:
+        with torch.no_grad():
+            for module in styled.modules():
+                if isinstance(module, StyleStem):
+                    module.conv.weight.zero_()
     return styled.train(net.training)
 
 

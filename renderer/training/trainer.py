@@ -40,6 +40,7 @@ from renderer.training.datasets import ClipDataset, hold_out, scan_dataset
 from renderer.training.discriminators import MultiScaleDiscriminator, TemporalDiscriminators
 from renderer.training.flow import FlowCache, confidence_mask
 from renderer.model.inputs import build_pyramid
+from renderer.model.style import region_ids
 from renderer.training.generator import GeneratorOutput, TrainableGenerator
 from renderer.training.losses import (
     GANLoss,
@@ -176,7 +177,8 @@ class Trainer:
 
         self.generator = TrainableGenerator.build(config.model, temporal=config.temporal, init_from=config.init_from,
                                                   generator=config.generator,
-                                                  feature_channels=config.feature_channels)
+                                                  feature_channels=config.feature_channels,
+                                                  styles_only=config.styles_only)
         self.sequences = sequences
         self.generator.to(self.device)
         multiple = self.generator.size_multiple
@@ -187,6 +189,8 @@ class Trainer:
         self.temporal = TemporalCurriculum(config.clip_length, config.max_clip_length, config.clip_double_every)
 
         label_channels = self.generator.label_channels
+        # With neither GAN nor feature-matching weight, nothing reads the image discriminator: skip it.
+        self.uses_image_d = config.weights.gan > 0 or config.weights.feature_matching > 0
         self.image_d = MultiScaleDiscriminator(label_channels + 3, config.d_channels, config.d_layers,
                                                config.d_scales).to(self.device)
         use_temporal_d = config.temporal and config.temporal_strides > 0 and (
@@ -199,7 +203,8 @@ class Trainer:
             self.vgg.to(self.device)
 
         betas = (config.beta1, config.beta2)
-        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr, betas=betas)
+        self.opt_g = torch.optim.Adam([p for p in self.generator.parameters() if p.requires_grad],
+                                      lr=config.lr, betas=betas)
         self.opt_d = torch.optim.Adam(self.image_d.parameters(), lr=config.lr, betas=betas)
         self.opt_dt = torch.optim.Adam(self.temporal_d.parameters(), lr=config.lr, betas=betas) \
             if self.temporal_d is not None else None
@@ -282,13 +287,13 @@ class Trainer:
         labels = self.generator.encode_labels(label_ids.flatten(0, 1), edges.flatten(0, 1))
         labels = labels.view(bsz, length, *labels.shape[1:])
         return {"labels": labels, "rgb": rgb, "flow": flow, "has_flow": batch["has_flow"].to(self.device),
-                "instance_ids": instance_ids}
+                "regions": region_ids(label_ids, instance_ids)}
 
     def _style(self, clip: dict[str, torch.Tensor], t: int) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """Frame t's style source (real frame, instance ids) for a model with styles, else None."""
+        """Frame t's style source (real frame, region ids) for a model with styles, else None."""
         if not self.generator.net.has_styles:
             return None
-        return clip["rgb"][:, t], clip["instance_ids"][:, t]
+        return clip["rgb"][:, t], clip["regions"][:, t]
 
     # ------------------------------------------------------------------ losses
     def _autocast(self) -> contextlib.AbstractContextManager:
@@ -410,8 +415,9 @@ class Trainer:
                                                       style=self._style(clip, t))
                     fake = out.image
                     terms: dict[str, torch.Tensor] = {}
-                    terms["G_GAN"], terms["G_FM"] = self._image_gan_terms(labels[:, t], real_t, fake)
-                    if out.raw is not None:
+                    if self.uses_image_d:
+                        terms["G_GAN"], terms["G_FM"] = self._image_gan_terms(labels[:, t], real_t, fake)
+                    if out.raw is not None and self.uses_image_d:
                         gan_raw, fm_raw = self._image_gan_terms(labels[:, t], real_t, out.raw)
                         terms["G_GAN"] = terms["G_GAN"] + gan_raw
                         terms["G_FM"] = terms["G_FM"] + fm_raw
@@ -449,7 +455,8 @@ class Trainer:
                 values["PSNR"] = psnr_tensor(fake.detach(), real_t)
 
                 fakes = [fake] + ([out.raw] if out.raw is not None else [])
-                values["D_image"] = self._d_step(labels[:, t], real_t, fakes)
+                if self.uses_image_d:
+                    values["D_image"] = self._d_step(labels[:, t], real_t, fakes)
                 if self.temporal_d is not None and t_inputs:
                     values["D_temporal"] = self._dt_step(t_inputs)
                 record(values)
@@ -510,21 +517,23 @@ class Trainer:
         self.opt_g.zero_grad(set_to_none=True)
         with self._autocast():
             fake = self.g_ddp(labels_t, None, stage.active_scales, frame_by_frame, style=style).image
-            gan, fm = self._image_gan_terms(labels_t, real, fake)
-            terms = {"G_GAN": gan, "G_FM": fm}
+            terms: dict[str, torch.Tensor] = {}
+            if self.uses_image_d:
+                terms["G_GAN"], terms["G_FM"] = self._image_gan_terms(labels_t, real, fake)
             if self.vgg is not None:
                 terms["G_VGG"] = self.vgg(fake.float(), real.float())
             if self.config.weights.l1 > 0:
                 terms["G_L1"] = masked_l1(fake, real)
             total = self._weighted_total(terms)
         self._backward_step(total, self.opt_g)
-        d_loss = self._d_step(labels_t, real, [fake])
+        d_loss = self._d_step(labels_t, real, [fake]) if self.uses_image_d else None
         # S_: the single-image generator; B_: a temporal model's frame-by-frame (baseline-style) warm start.
         prefix = "" if not self.config.temporal else ("B_" if frame_by_frame else "S_")
         values = {prefix + k: float(v.item()) for k, v in terms.items()}
         values[prefix + "G_total"] = float(total.item())
         values[prefix + "PSNR"] = psnr_tensor(fake.detach(), real)
-        values[prefix + "D_image"] = d_loss
+        if d_loss is not None:
+            values[prefix + "D_image"] = d_loss
         if frame_by_frame:
             self._last_sample = (real.detach().unsqueeze(1), fake.detach().unsqueeze(1))
         return values
@@ -631,11 +640,19 @@ class Trainer:
 
     def export_generator(self, folder: Path) -> Path:
         """Write the generator in our checkpoint format (config.json + model.safetensors)."""
-        return self.generator.save(folder, extra={
-            "trained_steps": self.step, "temporal": self.config.temporal,
-            # The working size it was trained at (W, H): the renderer's default size for it.
-            "size": [self.config.crop_width, self.config.crop_height],
-            "working_size": [self.config.crop_width, self.config.crop_height]})
+        size = [self.config.crop_width, self.config.crop_height]
+        extra: dict[str, object] = {"trained_steps": self.step, "temporal": self.config.temporal}
+        if self.config.styles_only:
+            from renderer.checkpoint import read_config
+
+            # Styles added to a frozen model: it keeps that model's working size, and without a
+            # style it renders exactly as that model did (renderer.sequential reads this key).
+            base_size = read_config(self.config.init_from)[1].get("working_size")
+            size = list(base_size) if base_size else size
+            extra["styles_added_to"] = self.config.init_from
+        # The working size it was trained at (W, H): the renderer's default size for it.
+        extra.update(size=size, working_size=size)
+        return self.generator.save(folder, extra=extra)
 
     def export_styles(self, folder: Path) -> Path:
         """Cluster the instance-pooled features of the training frames (at the load size the

@@ -86,11 +86,13 @@ def test_render_in_styles_and_in_a_photos_style(tmp_path: Path, tiny_style_check
         assert len(_pngs(tmp_path / name)) == 4
 
 
-def test_bad_styles_are_one_line_errors_and_write_nothing(tmp_path: Path, tiny_style_checkpoint: Path) -> None:
+def test_bad_styles_are_one_line_errors_and_write_nothing(tmp_path: Path, tiny_style_checkpoint: Path,
+                                                         tiny_checkpoint: Path) -> None:
     labels = _labels_folder(tmp_path)
     cases = [
         (["--checkpoint", str(tiny_style_checkpoint), "--style", "5"], "--style 5: checkpoint .* has styles 0..1"),
-        (["--checkpoint", "bundled", "--style", "2"], "--style: checkpoint bundled has no styles"),
+        (["--checkpoint", str(tiny_checkpoint), "--style", "2"], "--style: checkpoint .* has no styles"),
+        (["--checkpoint", "bundled", "--style", "9"], "--style 9: checkpoint bundled has styles 0..7"),
         (["--checkpoint", str(tiny_style_checkpoint), "--style", "0", "--style-from", str(labels / "f000.png")],
          "not both"),
     ]

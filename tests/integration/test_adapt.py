@@ -214,3 +214,39 @@ def test_a_bad_transform_config_names_the_file(inputs, tmp_path) -> None:
     with pytest.raises(AdaptInputError, match=r"--transform-config: .*transform\.json.*median_kernel"):
         check_inputs(_config(**inputs, out=tmp_path / "out", adapt_labels=True, transform_config=str(bad)))
     assert not (tmp_path / "out").exists()
+
+
+def test_styles_added_to_a_frozen_model_ride_along_and_others_are_refused(inputs, tiny_style_checkpoint,
+                                                                          tmp_path) -> None:
+    """adapt trains no style input: a model whose styles `train --styles-only` added keeps its style
+    weights and clusters, and adapts exactly as the same model without styles; a model whose
+    styles trained with its generator is refused in one line."""
+    from renderer.checkpoint import read_weights
+    from renderer.styles import STYLES_FILE, StyleBank, load_styles, save_styles
+    from renderer.training.generator import TrainableGenerator
+
+    styled = TrainableGenerator.build(init_from=str(inputs["tiny_checkpoint"]), feature_channels=3)
+    for param in styled.style_parameters():
+        torch.nn.init.normal_(param, std=0.1)
+    folder = styled.save(tmp_path / "styled", extra={"styles_added_to": str(inputs["tiny_checkpoint"])})
+    rng = np.random.default_rng(0)
+    save_styles(folder, StyleBank(rng.uniform(-1, 1, (35, 2, 3)).astype(np.float32), np.zeros((35, 3), np.float32),
+                                  np.full(35, 4, np.int64)), source="test")
+
+    runs = {}
+    for name, checkpoint in (("plain", inputs["tiny_checkpoint"]), ("styled", folder)):
+        adapter = Adapter(_config(**{**inputs, "tiny_checkpoint": checkpoint}, out=tmp_path / name, steps=2))
+        adapter.train(progress=False)
+        adapter.close()
+        runs[name] = read_weights(tmp_path / name / "generator" / "model.safetensors")
+    source = read_weights(folder / "model.safetensors")
+    assert all(torch.equal(runs["plain"][key], runs["styled"][key]) for key in runs["plain"])
+    assert any(not torch.equal(runs["plain"][key], source[key]) for key in runs["plain"])
+    assert all(torch.equal(runs["styled"][key], source[key]) for key in set(source) - set(runs["plain"]))
+    out = tmp_path / "styled" / "generator"
+    bank = load_styles(out, 35, 3)
+    assert bank is not None and bank.frozen_base and (out / STYLES_FILE).read_bytes() == (folder / STYLES_FILE).read_bytes()
+
+    with pytest.raises(AdaptInputError, match="styles_added_to"):
+        check_inputs(_config(**{**inputs, "tiny_checkpoint": tiny_style_checkpoint}, out=tmp_path / "refused"))
+    assert not (tmp_path / "refused").exists()

@@ -209,3 +209,50 @@ def test_evaluation_renders_exactly_what_the_renderer_shows(tiny_dataset, tmp_pa
         expected = theirs.step(label_ids, instance_ids)
         got = ours.step(label_ids, instance_ids)
         assert abs(got.astype(int) - expected.astype(int)).max() <= 1
+
+
+def test_styles_only_trains_the_style_parts_and_renders_as_the_model_without_a_style(tiny_dataset, tiny_model,
+                                                                                   tmp_path) -> None:
+    """`train --init-from M --feature-channels 3 --styles-only`: only the encoder and the style
+    convolutions learn, an L1-only run trains no discriminator, and the result without a style
+    renders exactly as M, while a style changes the frames."""
+    import numpy as np
+
+    from renderer.checkpoint import read_weights, save_checkpoint
+    from renderer.loading import load_renderer
+    from renderer.model import build_generator
+    from renderer.protocol import StyleChoice
+
+    base = save_checkpoint(build_generator(TINY, seed=1), tmp_path / "base")
+    no_gan = LossWeights(l1=10.0, gan=0.0, feature_matching=0.0, temporal_gan=0.0, temporal_feature_matching=0.0)
+    with pytest.raises(ConfigError, match="styles_only"):
+        _config(tiny_dataset, tiny_model, tmp_path / "bad", styles_only=True, feature_channels=3)
+    with pytest.raises(ConfigError, match="at least one image term"):
+        _config(tiny_dataset, tiny_model, tmp_path / "bad", weights=LossWeights(gan=0.0, feature_matching=0.0),
+                use_vgg=False)
+    config = _config(tiny_dataset, tiny_model, tmp_path / "styled", init_from=str(base), feature_channels=3,
+                     styles_only=True, style_clusters=2, weights=no_gan, lr=5e-2, steps=3, use_vgg=False)
+    trainer = Trainer(config)
+    history = trainer.train(progress=False)
+    trainer.close()
+    assert all(not any(name.endswith(("D_image", "G_GAN", "G_FM")) for name in record.values) for record in history)
+
+    folder = tmp_path / "styled" / "generator"
+    before, after = read_weights(base / "model.safetensors"), read_weights(folder / "model.safetensors")
+    style_keys = set(after) - set(before)
+    assert style_keys and all(torch.equal(before[key], after[key]) for key in before)
+    assert any(after[key].abs().sum() > 0 for key in style_keys if ".style_stem." in key)
+    assert json.loads((folder / "config.json").read_text())["metadata"]["styles_added_to"] == str(base)
+
+    styled = load_renderer(folder, size=(64, 32))
+    assert styled.style_bank is not None and styled.style_bank.frozen_base
+    plain = load_renderer(base, size=(64, 32))
+    labels = np.full((32, 64), 7, np.uint8)
+    labels[:12] = 23
+    labels[16:26, 8:28] = 26
+    for _ in range(3):
+        assert np.array_equal(plain.step(labels), styled.step(labels))
+    # Vectors that differ from class to class (a style shared by every class is normalised away).
+    styled.apply_style(StyleChoice(vectors=np.random.default_rng(0).uniform(-1, 1, (35, 3)).astype(np.float32)))
+    plain.reset()
+    assert not np.array_equal(plain.step(labels), styled.step(labels))

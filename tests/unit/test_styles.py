@@ -16,10 +16,10 @@ from renderer.loading import load_renderer
 from renderer.model import GeneratorConfig, SingleGConfig, build_generator
 from renderer.model.config import ConfigError
 from renderer.model.stem import frame_codes
-from renderer.model.style import class_means, features_from_vectors, pool_by_instance
+from renderer.model.style import class_means, features_from_vectors, pool_by_instance, region_ids
 from renderer.protocol import StyleChoice
 from renderer.sequential import SequentialRenderer
-from renderer.styles import STYLES_FILE, StyleBank, cluster_styles, load_styles, save_styles
+from renderer.styles import STYLES_FILE, StyleBank, cluster_styles, load_styles, region_samples, save_styles
 
 ROAD, SKY, CAR = 7, 23, 26
 
@@ -52,6 +52,26 @@ def test_pooling_is_the_instance_mean_and_constant_within_each_instance() -> Non
     assert not torch.allclose(car_a, car_b)
     pooled.sum().backward()  # the encoder trains through the pooling
     assert features.grad is not None and torch.isfinite(features.grad).all()
+
+
+def test_regions_are_label_instance_pairs_in_either_instance_format() -> None:
+    """NVIDIA's sample ships 8-bit instance maps (255 for every stuff pixel): regions must still
+    split road from sky, and a Cityscapes instance map keeps exactly its own regions."""
+    labels, cityscapes_instances = _scene()
+    eight_bit = np.full_like(cityscapes_instances, 255)
+    eight_bit[cityscapes_instances == CAR * 1000] = 1
+    eight_bit[cityscapes_instances == CAR * 1000 + 1] = 2
+    regions = region_ids(torch.from_numpy(labels), torch.from_numpy(eight_bit)).numpy()
+    assert regions[0, 0] != regions[-1, 0]  # sky and road, both instance 255
+    assert len(np.unique(regions)) == 4  # sky, road, two cars
+    own = region_ids(torch.from_numpy(labels), torch.from_numpy(cityscapes_instances)).numpy()
+    pairs = {(int(a), int(b)) for a, b in zip(own.ravel(), cityscapes_instances.ravel())}
+    assert len(pairs) == len(np.unique(own)) == len(np.unique(cityscapes_instances))
+
+    features = torch.from_numpy(np.stack([labels == SKY, labels == CAR, labels == ROAD]).astype(np.float32))[None]
+    classes, region_features, _ = region_samples(features, labels, eight_bit, np.zeros((*labels.shape, 3), np.uint8), 35)
+    assert sorted(classes.tolist()) == [ROAD, SKY, CAR, CAR]
+    assert np.allclose(region_features[classes == SKY], [1, 0, 0]) and np.allclose(region_features[classes == ROAD], [0, 0, 1])
 
 
 def test_class_means_and_features_from_vectors() -> None:
@@ -108,17 +128,30 @@ def test_no_styles_means_no_new_parameters() -> None:
         GeneratorConfig(feat_nc=3, single_g=SingleGConfig(kind="local")).validate()
 
 
-def test_bundled_model_loads_strictly_and_renders_as_before() -> None:
-    renderer = load_renderer("bundled", size=(128, 64))
-    assert not renderer.generator.has_styles and renderer.style_bank is None
+@pytest.mark.parametrize("name", ["bundled", "bundled-adapted"])
+def test_bundled_models_carry_styles_and_render_as_before_without_one(name: str, tmp_path: Path) -> None:
+    """The shipped styles were added to the frozen models: without a style the frames are those
+    of the same weights without the style parts, bit for bit; a style changes them."""
+    from renderer.checkpoint import read_weights
+    from renderer.checkpoint_ref import resolve_checkpoint
+
+    renderer = load_renderer(name, size=(128, 64))
+    assert renderer.generator.has_styles and renderer.style_bank is not None and renderer.style_bank.frozen_base
+    assert renderer.style_bank.k >= 4
+    plain = build_generator(renderer.generator.config.replace(feat_nc=0))
+    weights = read_weights(resolve_checkpoint(name) / "model.safetensors")
+    plain.load_state_dict({key: value for key, value in weights.items() if key in plain.state_dict()}, strict=True)
+    plain_renderer = load_renderer(save_checkpoint(plain, tmp_path / "plain"), size=(128, 64))
     labels, instances = _scene(64, 128)
-    before = [renderer.step(labels, instances) for _ in range(3)]
-    renderer.apply_style(None)  # "no style" on a model without styles changes nothing
-    after = [renderer.step(labels, instances) for _ in range(3)]
-    for a, b in zip(before, after):
-        assert np.array_equal(a, b)
-    with pytest.raises(ValueError, match="no styles"):
-        renderer.apply_style(StyleChoice(index=2))
+    for _ in range(3):
+        assert np.array_equal(renderer.step(labels, instances), plain_renderer.step(labels, instances))
+    renderer.apply_style(StyleChoice(index=0))
+    plain_renderer.reset()
+    styled = [renderer.step(labels, instances) for _ in range(3)]
+    before = [plain_renderer.step(labels, instances) for _ in range(3)]
+    assert all(np.abs(a.astype(int) - b).mean() > 1.0 for a, b in zip(styled, before))
+    with pytest.raises(ValueError, match="does not exist"):
+        renderer.apply_style(StyleChoice(index=renderer.style_bank.k))
 
 
 def test_bank_round_trip_with_the_checkpoint(tmp_path: Path) -> None:
