@@ -37,7 +37,7 @@ from safetensors.torch import save_file
 from renderer.checkpoint import read_weights
 from renderer.checkpoint_ref import CONFIG_FILE, CheckpointError
 from renderer.model.generator import Vid2VidGenerator
-from renderer.model.style import class_means, region_ids
+from renderer.model.style import REGION_STRIDE, class_means, region_ids
 from renderer.resize import resize_nearest
 
 log = logging.getLogger(__name__)
@@ -108,24 +108,23 @@ def kmeans(samples: np.ndarray, k: int, seed: int = 0, iterations: int = 50) -> 
 
 
 def region_samples(
-    features: torch.Tensor, label_ids: np.ndarray, instance_ids: np.ndarray, rgb: np.ndarray, label_nc: int
+    features: torch.Tensor, label_ids: np.ndarray, instance_ids: np.ndarray, rgb: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One frame's regions: (1, C, H, W) encoder features, (H, W) labels, instance ids and RGB
     uint8 -> per region of at least MIN_REGION_PIXELS pixels its class (R,) int64, mean feature
     (R, C) float32 and mean luminance (R,) float32."""
-    regions = region_ids(torch.from_numpy(label_ids.astype(np.int64)), torch.from_numpy(instance_ids.astype(np.int64)))
-    _, inverse = np.unique(regions.numpy().reshape(-1), return_inverse=True)
+    regions = region_ids(torch.from_numpy(label_ids.astype(np.int64)),
+                         torch.from_numpy(instance_ids.astype(np.int64))).numpy()
+    unique, inverse = np.unique(regions.reshape(-1), return_inverse=True)
     inverse = inverse.reshape(-1)
     n_regions = int(inverse.max()) + 1
     counts = np.bincount(inverse, minlength=n_regions)
     flat = features[0].flatten(1).detach().cpu().numpy().astype(np.float64)  # (C, H·W)
     sums = np.stack([np.bincount(inverse, weights=channel, minlength=n_regions) for channel in flat], 1)
     luma = np.bincount(inverse, weights=(rgb.reshape(-1, 3).astype(np.float32) @ LUMA), minlength=n_regions)
-    # A region's class: its label (regions are (label, instance) pairs, so the vote is unanimous).
-    votes = np.bincount(inverse * label_nc + label_ids.reshape(-1).astype(np.int64),
-                        minlength=n_regions * label_nc).reshape(n_regions, label_nc)
+    classes = unique // REGION_STRIDE  # a region is one (label, instance) pair
     keep = counts >= MIN_REGION_PIXELS
-    return (votes.argmax(1)[keep], (sums[keep] / counts[keep, None]).astype(np.float32),
+    return (classes[keep], (sums[keep] / counts[keep, None]).astype(np.float32),
             (luma[keep] / counts[keep]).astype(np.float32))
 
 
@@ -228,10 +227,9 @@ def collect_regions(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(label_ids, rgb, instance_ids) frames at an encoder size -> every region's class, feature
     and luminance (see ``region_samples``), concatenated."""
-    label_nc = generator.config.label_nc
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for label_ids, rgb, instance_ids in frames:
-        parts.append(region_samples(encode_frame(generator, rgb), label_ids, instance_ids, rgb, label_nc))
+        parts.append(region_samples(encode_frame(generator, rgb), label_ids, instance_ids, rgb))
     if not parts:
         raise ValueError("no frames to compute styles from")
     labels, features, luma = (np.concatenate(column) for column in zip(*parts))

@@ -152,10 +152,10 @@ class TrainableGenerator(nn.Module):
         prev: per active scale (coarsest first) the stacked previous outputs of that scale, as
         NVIDIA's code and the renderer keep them, or one finest-scale tensor to pyramid.
         `frame_by_frame` (prev None): the composite generator with its temporal path off, even on a
-        temporal model (the baseline's forward). `style` (real (B, 3, H, W), region ids
-        (B, H, W), see ``region_ids``): the current real frame whose pooled encoder features (`style_features`) the
-        generator takes, models with styles only (encoded here, inside the one forward, so that
-        DistributedDataParallel sees the encoder's gradients too)."""
+        temporal model (the baseline's forward). `style` (real (B, 3, H, W), region ids (B, H, W),
+        see ``region_ids``): the current real frame whose pooled encoder features
+        (`style_features`) the generator takes, models with styles only (encoded here, inside the
+        one forward, so that DistributedDataParallel sees the encoder's gradients too)."""
         active = self.num_scales if active_scales is None else active_scales
         features = None if style is None else self.style_features(*style)
         channels = self.label_channels
