@@ -40,7 +40,7 @@ from renderer.checkpoint import CheckpointError, is_our_checkpoint, read_config
 from renderer.checkpoint_ref import resolve_checkpoint
 from renderer.segmenter import load_segmenter
 from renderer.segmenter.model import Segmenter
-from renderer.styles import STYLES_FILE
+from renderer.styles import STYLES_FILE, styles_on_frozen_base
 from renderer.training.datasets import (
     ClipDataset,
     DatasetError,
@@ -108,7 +108,7 @@ def _load_source(config: AdaptConfig) -> tuple[Path, dict[str, Any], TrainableGe
     if generator.net.single_g is None:
         raise AdaptInputError(f"{where}: the checkpoint has no single-image generator to start sequences; "
                               "give one trained with it (or an NVIDIA folder with label2city_single/)")
-    if generator.net.has_styles and "styles_added_to" not in metadata:
+    if generator.net.has_styles and not styles_on_frozen_base(metadata):
         # The simulator maps come without photos to encode, so adapt trains without a style input:
         # right only for a model that renders without one (styles added by `train --styles-only`).
         raise AdaptInputError(f"{where}: the model's styles trained with its generator (no metadata."

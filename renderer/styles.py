@@ -43,6 +43,9 @@ from renderer.resize import resize_nearest
 log = logging.getLogger(__name__)
 
 STYLES_FILE = "styles.safetensors"
+# config.json metadata key of styles added to a frozen model (`train --styles-only`): the model
+# they were added to. Such a model renders without a style exactly as that model did.
+STYLES_ADDED_TO = "styles_added_to"
 MAX_STYLES = 64
 MIN_REGION_PIXELS = 16  # smaller regions are too few pixels for a stable mean
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -200,8 +203,12 @@ def load_styles(folder: str | Path, label_nc: int, feat_nc: int) -> StyleBank | 
                               "`carla-neural styles`")
     from renderer.checkpoint import read_config
 
-    frozen_base = "styles_added_to" in read_config(folder)[1]
-    return StyleBank(centers, mean, counts.astype(np.int64), frozen_base)
+    return StyleBank(centers, mean, counts.astype(np.int64), styles_on_frozen_base(read_config(folder)[1]))
+
+
+def styles_on_frozen_base(metadata: dict[str, Any]) -> bool:
+    """Whether a checkpoint's config.json ``metadata`` marks styles added to a frozen model."""
+    return STYLES_ADDED_TO in metadata
 
 
 # --------------------------------------------------------------------------- encoding

@@ -40,7 +40,9 @@ from renderer.training.datasets import ClipDataset, hold_out, scan_dataset
 from renderer.training.discriminators import MultiScaleDiscriminator, TemporalDiscriminators
 from renderer.training.flow import FlowCache, confidence_mask
 from renderer.model.inputs import build_pyramid
+from renderer.checkpoint import is_our_checkpoint, read_config
 from renderer.model.style import region_ids
+from renderer.styles import STYLES_ADDED_TO
 from renderer.training.generator import GeneratorOutput, TrainableGenerator
 from renderer.training.losses import (
     GANLoss,
@@ -180,6 +182,10 @@ class Trainer:
                                                   feature_channels=config.feature_channels,
                                                   styles_only=config.styles_only)
         self.sequences = sequences
+        # Styles added to a frozen model keep its working size (NVIDIA folders record none).
+        self.base_working_size = None
+        if config.styles_only and is_our_checkpoint(config.init_from):
+            self.base_working_size = read_config(config.init_from)[1].get("working_size")
         self.generator.to(self.device)
         multiple = self.generator.size_multiple
         if config.crop_width % multiple or config.crop_height % multiple:
@@ -417,10 +423,10 @@ class Trainer:
                     terms: dict[str, torch.Tensor] = {}
                     if self.uses_image_d:
                         terms["G_GAN"], terms["G_FM"] = self._image_gan_terms(labels[:, t], real_t, fake)
-                    if out.raw is not None and self.uses_image_d:
-                        gan_raw, fm_raw = self._image_gan_terms(labels[:, t], real_t, out.raw)
-                        terms["G_GAN"] = terms["G_GAN"] + gan_raw
-                        terms["G_FM"] = terms["G_FM"] + fm_raw
+                        if out.raw is not None:
+                            gan_raw, fm_raw = self._image_gan_terms(labels[:, t], real_t, out.raw)
+                            terms["G_GAN"] = terms["G_GAN"] + gan_raw
+                            terms["G_FM"] = terms["G_FM"] + fm_raw
                     if self.vgg is not None:
                         terms["G_VGG"] = self.vgg(fake.float(), real_t.float()) + (
                             self.vgg(out.raw.float(), real_t.float()) if out.raw is not None else 0.0)
@@ -643,13 +649,8 @@ class Trainer:
         size = [self.config.crop_width, self.config.crop_height]
         extra: dict[str, object] = {"trained_steps": self.step, "temporal": self.config.temporal}
         if self.config.styles_only:
-            from renderer.checkpoint import read_config
-
-            # Styles added to a frozen model: it keeps that model's working size, and without a
-            # style it renders exactly as that model did (renderer.sequential reads this key).
-            base_size = read_config(self.config.init_from)[1].get("working_size")
-            size = list(base_size) if base_size else size
-            extra["styles_added_to"] = self.config.init_from
+            size = list(self.base_working_size or size)
+            extra[STYLES_ADDED_TO] = self.config.init_from
         # The working size it was trained at (W, H): the renderer's default size for it.
         extra.update(size=size, working_size=size)
         return self.generator.save(folder, extra=extra)
