@@ -114,8 +114,8 @@ class OpenVinoEngine(Engine):
     stream and the latency hint, since frames come one at a time. ``precision`` "fp32" sets the
     f32 inference-precision hint explicitly: OpenVINO's CPU plugin otherwise picks bf16 by itself
     on CPUs with AVX-512 BF16 or AMX, which would move frames away from PyTorch fp32; on an AVX2
-    CPU such as this project's machines bf16 is not native at all (emulated, far slower), and
-    "bf16" is refused there like the ``torch-bf16`` engine. ``cache_dir`` keeps converted models
+    CPU bf16 is not native at all (emulated, far slower), and "bf16" is refused there like the
+    ``torch-bf16`` engine. ``cache_dir`` keeps converted models
     (None: ``default_cache_dir()``); ``cache=False`` exports into a temporary folder every time.
     """
 

@@ -128,7 +128,7 @@ class TrainConfig(SavedConfig):
     out_dir: str = "runs/train"
     seed: int = 0
     device: str = "auto"
-    amp: bool = True  # only ever used on CUDA
+    amp: bool = True  # mixed precision: CUDA (bf16 or fp16), CPUs with native bf16 (trainer.amp_settings)
     log_every: int = 10
     image_every: int = 200
     save_every: int = 500
