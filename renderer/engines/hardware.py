@@ -2,8 +2,8 @@
 
 On a CPU without AVX-512 BF16 or AMX, bf16 convolutions fall back to emulation that is hundreds of
 times slower than fp32 (measured on the project's AVX2 AMD EPYC machines), and fp16 likewise
-without AVX-512 FP16 or AMX-FP16. On CUDA, fp16 runs on tensor cores from compute capability 7.0 and bf16
-from 8.0.
+without AVX-512 FP16 or AMX-FP16. On CUDA, fp16 runs on tensor cores from compute capability 7.0
+and bf16 from 8.0.
 """
 
 from __future__ import annotations

@@ -115,8 +115,8 @@ class OpenVinoEngine(Engine):
     f32 inference-precision hint explicitly: OpenVINO's CPU plugin otherwise picks bf16 by itself
     on CPUs with AVX-512 BF16 or AMX, which would move frames away from PyTorch fp32; on an AVX2
     CPU bf16 is not native at all (emulated, far slower), and "bf16" is refused there like the
-    ``torch-bf16`` engine. ``cache_dir`` keeps converted models
-    (None: ``default_cache_dir()``); ``cache=False`` exports into a temporary folder every time.
+    ``torch-bf16`` engine. ``cache_dir`` keeps converted models (None: ``default_cache_dir()``);
+    ``cache=False`` exports into a temporary folder every time.
     """
 
     name = "openvino"

@@ -119,7 +119,7 @@ class StepRecord:
 def amp_settings(amp: bool, device: torch.device) -> tuple[bool, torch.dtype]:
     """(mixed precision on?, its dtype): on CUDA bf16 where supported, else fp16 (with a grad
     scaler); on a CPU only where bf16 is native (AMX / AVX-512 BF16), where it halves the time
-    per clip (docs/training.md); never on a CPU that would emulate it."""
+    per clip (docs/real-data.md, "Training"); never on a CPU that would emulate it."""
     if amp and device.type == "cuda":
         return True, torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if amp and device.type == "cpu" and precision_support("bf16", device).native:
