@@ -60,6 +60,7 @@ styles-model: $(STAMP)
 	  git show $(PRE_STYLES_COMMIT):renderer/weights/lite/model.safetensors > $(STYLES_BASE)/model.safetensors; }
 	$(VENV)/bin/carla-neural train --config renderer/weights/lite/styles_recipe.json --data $(DATA) \
 	  --init-from $(STYLES_BASE) --out $(STYLES_OUT)/lite-styles --threads 1
+	$(VENV)/bin/carla-neural styles $(STYLES_OUT)/lite-styles/generator --strength 0.5
 
 bench: $(STAMP)
 	mkdir -p runs/bench

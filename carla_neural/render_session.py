@@ -153,8 +153,10 @@ class RenderSession:
         self.last_result: RenderResult | None = None
         self.facts: dict[str, Any] = {}
         self.state = "disconnected"
-        self.stats = {"recoveries": 0, "reprimed_frames": 0, "stale_dropped": 0, "superseded": 0,
-                      "busy_dropped": 0, "busy_resent": 0}
+        # recoveries: the worker was lost and restarted or reconnected; resyncs: a live worker had
+        # lost our session (e.g. a restarted one that ZeroMQ reconnected to by itself) and was re-primed.
+        self.stats = {"recoveries": 0, "resyncs": 0, "reprimed_frames": 0, "stale_dropped": 0,
+                      "superseded": 0, "busy_dropped": 0, "busy_resent": 0}
 
     # --- connection -------------------------------------------------------------------------
 
@@ -396,6 +398,7 @@ class RenderSession:
         self.failures += 1
         if self.failures > self.retries:
             raise WorkerUnavailable(f"worker keeps losing session {self.session_id:#x}: {reason}")
+        self.stats["resyncs"] += 1
         log.warning("render session lost (%s); re-priming", reason)
         if self.hooks is not None:
             self.hooks.on_new_socket()

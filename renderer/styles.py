@@ -11,7 +11,10 @@ A checkpoint with styles holds ``styles.safetensors`` beside its weights:
 - ``counts`` (label_nc,) int64: how many training regions each class had (0: never seen; its
   vectors are zero);
 
-and its config.json's ``metadata.styles`` says ``k``, ``feat_nc``, ``regions`` and ``source``.
+and its config.json's ``metadata.styles`` says ``k``, ``feat_nc``, ``regions``, ``source`` and
+``strength`` (absent: 1): how far a style moves from the neutral input, ``neutral + strength ·
+(centre − neutral)``, the neutral input being zero for styles added to a frozen model (no change
+at all) and the class mean otherwise.
 Styles added to a frozen model (``train --styles-only``) are marked by ``metadata.styles_added_to``:
 such a model renders without a style exactly as the model it was added to.
 
@@ -48,6 +51,7 @@ STYLES_FILE = "styles.safetensors"
 STYLES_ADDED_TO = "styles_added_to"
 MAX_STYLES = 64
 MIN_REGION_PIXELS = 16  # smaller regions are too few pixels for a stable mean
+STRENGTH_KEY = "strength"  # config.json metadata.styles: how strongly styles apply (0 < s <= 1)
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
@@ -55,12 +59,22 @@ LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 class StyleBank:
     """K style clusters per class: ``centers`` (label_nc, K, C), ``mean`` (label_nc, C) float32,
     ``counts`` (label_nc,) int64; ``frozen_base``: the styles were added to a frozen model
-    (``train --styles-only``, config.json ``metadata.styles_added_to``)."""
+    (``train --styles-only``, config.json ``metadata.styles_added_to``); ``strength`` in (0, 1]:
+    the share of each style's step away from the neutral input that is applied."""
 
     centers: np.ndarray
     mean: np.ndarray
     counts: np.ndarray
     frozen_base: bool = False
+    strength: float = 1.0
+
+    def scaled(self, vectors: np.ndarray) -> np.ndarray:
+        """Per-class style vectors (label_nc, C) float32 moved ``strength`` of the way from the
+        neutral input (zero on a frozen base: its exact default; else the class means) to them."""
+        if self.strength == 1.0:  # exactly the stored vectors, not a rounding of them
+            return np.asarray(vectors, np.float32)
+        neutral = np.zeros_like(self.mean) if self.frozen_base else self.mean
+        return (neutral + np.float32(self.strength) * (np.asarray(vectors, np.float32) - neutral)).astype(np.float32)
 
     def default_vectors(self) -> np.ndarray | None:
         """What a renderer takes when no style is chosen: no feature input at all (None) when the
@@ -77,7 +91,7 @@ class StyleBank:
         """Style ``style``'s per-class vectors (label_nc, C) float32; ValueError naming the range."""
         if isinstance(style, bool) or not isinstance(style, (int, np.integer)) or not 0 <= style < self.k:
             raise ValueError(f"style {style!r} does not exist: this checkpoint has styles 0..{self.k - 1}")
-        return np.ascontiguousarray(self.centers[:, int(style)], dtype=np.float32)
+        return np.ascontiguousarray(self.scaled(self.centers[:, int(style)]), dtype=np.float32)
 
 
 # --------------------------------------------------------------------------- clustering
@@ -170,7 +184,7 @@ def save_styles(folder: str | Path, bank: StyleBank, source: str) -> Path:
     document = json.loads(config_path.read_text())
     document.setdefault("metadata", {})["styles"] = {
         "k": bank.k, "feat_nc": int(bank.centers.shape[2]), "regions": int(bank.counts.sum()),
-        "file": STYLES_FILE, "source": source,
+        "file": STYLES_FILE, "source": source, STRENGTH_KEY: float(bank.strength),
     }
     config_partial = folder / (CONFIG_FILE + ".partial")
     config_partial.write_text(json.dumps(document, indent=2) + "\n")
@@ -203,7 +217,12 @@ def load_styles(folder: str | Path, label_nc: int, feat_nc: int) -> StyleBank | 
                               "`carla-neural styles`")
     from renderer.checkpoint import read_config
 
-    return StyleBank(centers, mean, counts.astype(np.int64), styles_on_frozen_base(read_config(folder)[1]))
+    metadata = read_config(folder)[1]
+    strength = (metadata.get("styles") or {}).get(STRENGTH_KEY, 1.0)
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0 < strength <= 1:
+        raise CheckpointError(f"{Path(folder) / CONFIG_FILE}: metadata.styles.{STRENGTH_KEY} is {strength!r}; "
+                              "it must be a number in (0, 1]: set it with `carla-neural styles CKPT --strength S`")
+    return StyleBank(centers, mean, counts.astype(np.int64), styles_on_frozen_base(metadata), float(strength))
 
 
 def styles_on_frozen_base(metadata: dict[str, Any]) -> bool:
@@ -258,8 +277,8 @@ def style_from_photo(
 ) -> tuple[np.ndarray, np.ndarray]:
     """A photo's style: (H, W, 3) uint8 RGB [+ its (H, W) labelIds; None: the bundled segmenter
     labels it] -> per-class vectors (label_nc, feat_nc) float32 (the mean feature of each class's
-    pixels; the class's training mean where the photo lacks it) and which classes the photo had
-    (label_nc,) bool."""
+    pixels; the class's training mean where the photo lacks it; at the bank's strength, like the
+    clusters) and which classes the photo had (label_nc,) bool."""
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"the photo must be (H, W, 3) uint8 RGB, got {rgb.shape} {rgb.dtype}")
     if label_ids is None:
@@ -282,7 +301,7 @@ def style_from_photo(
     present_np = present.cpu().numpy()
     fallback = bank.mean if bank is not None else np.zeros((label_nc, generator.config.feat_nc), np.float32)
     vectors = np.where(present_np[:, None], means.cpu().numpy(), fallback).astype(np.float32)
-    return vectors, present_np
+    return (vectors if bank is None else bank.scaled(vectors)), present_np
 
 
 def dataset_frames(

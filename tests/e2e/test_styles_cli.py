@@ -147,3 +147,52 @@ def test_evaluate_in_several_styles(tmp_path: Path, tiny_style_checkpoint: Path)
     figures = json.loads(figures_path.read_text())["styles"][str(tiny_style_checkpoint)]
     assert figures["reference"] == "default" and figures["styles"]["default"]["warping_vs_default"] == 1.0
     assert max(row["max_rgb_distance"] for row in figures["class_spread"]) > 2.0  # the two styles differ
+
+
+def test_styles_strength_alone_keeps_the_clusters_and_weakens_the_render(tmp_path: Path,
+                                                                        tiny_style_checkpoint: Path) -> None:
+    import shutil
+
+    checkpoint = tmp_path / "ckpt"
+    shutil.copytree(tiny_style_checkpoint, checkpoint)  # the fixture is shared: change a copy
+    centres = (checkpoint / "styles.safetensors").read_bytes()
+    labels = _labels_folder(tmp_path)
+    renders = {}
+    for name in ("full", "half"):
+        if name == "half":
+            result = run("styles", str(checkpoint), "--strength", "0.5")
+            assert result.returncode == 0, result.stderr[-3000:]
+            assert "strength 1 -> 0.5 for the 2 stored styles" in result.stdout
+            assert json.loads((checkpoint / "config.json").read_text())["metadata"]["styles"]["strength"] == 0.5
+        result = run("render", "--checkpoint", str(checkpoint), "--labels", str(labels), "--out",
+                     str(tmp_path / name), "--style", "1", "--threads", "1")
+        assert result.returncode == 0, result.stderr[-3000:]
+        renders[name] = _pngs(tmp_path / name)
+    assert all(np.abs(a.astype(int) - b).mean() > 1.0 for a, b in zip(renders["full"], renders["half"]))
+    from safetensors.numpy import load
+
+    assert np.array_equal(load((checkpoint / "styles.safetensors").read_bytes())["centers"],
+                          load(centres)["centers"])  # the clusters themselves are kept
+
+    config = json.loads((checkpoint / "config.json").read_text())
+    config["metadata"]["styles"]["strength"] = 3
+    (checkpoint / "config.json").write_text(json.dumps(config))
+    result = run("render", "--checkpoint", str(checkpoint), "--labels", str(labels), "--out",
+                 str(tmp_path / "bad"), "--style", "1", "--threads", "1")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "config.json: metadata.styles.strength is 3" in result.stderr, result.stderr
+
+
+def test_styles_strength_errors_are_one_line(tmp_path: Path, tiny_style_checkpoint: Path,
+                                             tiny_checkpoint: Path) -> None:
+    cases = [
+        ([str(tiny_style_checkpoint)], "give --data DIR to compute the clusters, or --strength S"),
+        ([str(tiny_style_checkpoint), "--strength", "0"], "--strength"),
+        ([str(tiny_style_checkpoint), "--strength", "1.5"], "--strength"),
+        ([str(tiny_checkpoint), "--strength", "0.5"], "has no feature encoder"),
+    ]
+    for args, message in cases:
+        result = run("styles", *args)
+        assert result.returncode == 2, result.stdout
+        assert message in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr

@@ -231,7 +231,7 @@ def test_styles_added_to_a_frozen_model_ride_along_and_others_are_refused(inputs
     folder = styled.save(tmp_path / "styled", extra={"styles_added_to": str(inputs["tiny_checkpoint"])})
     rng = np.random.default_rng(0)
     save_styles(folder, StyleBank(rng.uniform(-1, 1, (35, 2, 3)).astype(np.float32), np.zeros((35, 3), np.float32),
-                                  np.full(35, 4, np.int64)), source="test")
+                                  np.full(35, 4, np.int64), strength=0.5), source="test")
 
     runs = {}
     for name, checkpoint in (("plain", inputs["tiny_checkpoint"]), ("styled", folder)):
@@ -245,7 +245,7 @@ def test_styles_added_to_a_frozen_model_ride_along_and_others_are_refused(inputs
     assert all(torch.equal(runs["styled"][key], source[key]) for key in set(source) - set(runs["plain"]))
     out = tmp_path / "styled" / "generator"
     bank = load_styles(out, 35, 3)
-    assert bank is not None and bank.frozen_base
+    assert bank is not None and bank.frozen_base and bank.strength == 0.5
     assert (out / STYLES_FILE).read_bytes() == (folder / STYLES_FILE).read_bytes()
 
     with pytest.raises(AdaptInputError, match="styles_added_to"):

@@ -238,7 +238,7 @@ def test_a_session_lost_on_a_live_worker_is_reprimed_without_restart(supervisor)
         intruder.close(linger=0)
         for index in range(3, 6):
             assert client.render(index, frames[index]).shape == (HEIGHT, WIDTH, 3)
-        assert client.stats["reprimed_frames"] == 2
+        assert client.stats["reprimed_frames"] == 2 and client.stats["resyncs"] == 1
     assert supervisor.restarts == restarts
 
 
@@ -256,7 +256,11 @@ def test_unsupervised_client_reconnects_when_the_worker_comes_back_else_gives_up
             comeback.start()
             output = [client.render(index, frames[index]).copy() for index in range(3, 6)]
             comeback.join()
-            assert client.stats["recoveries"] >= 1 and client.stats["reprimed_frames"] == 2
+            # Either the client noticed the dead worker and reconnected (a recovery), or ZeroMQ had
+            # already reconnected to the restarted worker, which no longer knew the session (a
+            # resync): which one depends on how fast the worker comes back. Both re-prime.
+            assert client.stats["recoveries"] + client.stats["resyncs"] >= 1
+            assert client.stats["reprimed_frames"] == 2
             expected = reference(external, frames[1:6])[2:]
             for rgb, want in zip(output, expected):
                 np.testing.assert_array_equal(rgb, want)

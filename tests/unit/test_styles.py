@@ -175,6 +175,53 @@ def test_bank_round_trip_with_the_checkpoint(tmp_path: Path) -> None:
         load_styles(folder, 35, 4)  # a bank of another generator
 
 
+def test_strength_moves_a_style_part_way_from_the_neutral_input(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    centers = rng.uniform(-1, 1, (35, 2, 3)).astype(np.float32)
+    mean = rng.uniform(-1, 1, (35, 3)).astype(np.float32)
+    counts = np.full(35, 5, np.int64)
+    # Styles trained with the generator: the neutral input is every class's mean.
+    joint = StyleBank(centers, mean, counts, strength=0.25)
+    np.testing.assert_allclose(joint.vectors(1), mean + 0.25 * (centers[:, 1] - mean), rtol=1e-6)
+    # Styles added to a frozen model: the neutral input is no feature at all (its exact default).
+    frozen = dataclasses.replace(joint, frozen_base=True)
+    np.testing.assert_allclose(frozen.vectors(1), 0.25 * centers[:, 1], rtol=1e-6)
+    assert np.array_equal(dataclasses.replace(frozen, strength=1.0).vectors(1), centers[:, 1])
+    # Stored with the checkpoint, and checked when read back.
+    folder = save_checkpoint(build_generator(STYLED, seed=0), tmp_path / "ckpt")
+    save_styles(folder, joint, source="test")
+    document = json.loads((folder / "config.json").read_text())
+    assert document["metadata"]["styles"]["strength"] == 0.25
+    loaded = load_styles(folder, 35, 3)
+    assert loaded is not None and loaded.strength == 0.25 and np.array_equal(loaded.centers, centers)
+    for bad in (0, 1.5, "half"):
+        document["metadata"]["styles"]["strength"] = bad
+        (folder / "config.json").write_text(json.dumps(document))
+        with pytest.raises(CheckpointError, match=r"config.json: metadata.styles.strength .* \(0, 1\]"):
+            load_styles(folder, 35, 3)
+    del document["metadata"]["styles"]["strength"]  # banks written before strength existed: 1
+    (folder / "config.json").write_text(json.dumps(document))
+    assert load_styles(folder, 35, 3).strength == 1.0
+
+
+def test_a_weaker_style_renders_between_the_default_and_the_full_style(tmp_path: Path) -> None:
+    labels, instances = _scene()
+    frames = {}
+    for strength in (1.0, 0.5):
+        folder = save_checkpoint(build_generator(STYLED, seed=0), tmp_path / f"s{strength}")
+        style = np.random.default_rng(0).uniform(-0.9, 0.9, (35, 1, 3)).astype(np.float32)
+        save_styles(folder, StyleBank(style, np.zeros((35, 3), np.float32), np.full(35, 4, np.int64),
+                                      strength=strength), source="test")
+        renderer = load_renderer(folder)
+        renderer.apply_style(StyleChoice(index=0))
+        frames[strength] = renderer.step(labels, instances).astype(int)
+    default = load_renderer(tmp_path / "s1.0")  # mean 0: the default style is the zero input
+    default.apply_style(None)
+    frames["default"] = default.step(labels, instances).astype(int)
+    full, half = np.abs(frames[1.0] - frames["default"]).mean(), np.abs(frames[0.5] - frames["default"]).mean()
+    assert 0 < half < full
+
+
 def test_clusters_sorted_by_luminance_per_class() -> None:
     rng = np.random.default_rng(0)
     bright = rng.normal(-0.5, 0.01, (20, 3)).astype(np.float32)
