@@ -193,9 +193,11 @@ def save_styles(folder: str | Path, bank: StyleBank, source: str) -> Path:
     return folder / STYLES_FILE
 
 
-def load_styles(folder: str | Path, label_nc: int, feat_nc: int) -> StyleBank | None:
+def load_styles(folder: str | Path, label_nc: int, feat_nc: int, strength: float | None = None) -> StyleBank | None:
     """The StyleBank of a checkpoint folder, checked against its generator (label_nc, feat_nc);
-    None when the folder has no styles file. CheckpointError names the file and the problem."""
+    None when the folder has no styles file. ``strength``: replaces the stored one, unread (what
+    `styles CKPT --strength S` writes, so it also mends a bad stored value). CheckpointError names
+    the file and the problem."""
     path = Path(folder) / STYLES_FILE
     if not path.is_file():
         return None
@@ -218,7 +220,8 @@ def load_styles(folder: str | Path, label_nc: int, feat_nc: int) -> StyleBank | 
     from renderer.checkpoint import read_config
 
     metadata = read_config(folder)[1]
-    strength = (metadata.get("styles") or {}).get(STRENGTH_KEY, 1.0)
+    if strength is None:
+        strength = (metadata.get("styles") or {}).get(STRENGTH_KEY, 1.0)
     if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0 < strength <= 1:
         raise CheckpointError(f"{Path(folder) / CONFIG_FILE}: metadata.styles.{STRENGTH_KEY} is {strength!r}; "
                               "it must be a number in (0, 1]: set it with `carla-neural styles CKPT --strength S`")

@@ -36,7 +36,7 @@ def command(checkpoint: str, datasets: tuple[str, ...], val_sequences: str | Non
     from renderer.checkpoint_ref import CheckpointError, is_our_checkpoint, resolve_checkpoint
     from renderer.cpus import set_torch_threads
     from renderer.loading import load_generator
-    from renderer.styles import compute_styles, load_styles, save_styles
+    from renderer.styles import STRENGTH_KEY, compute_styles, load_styles, save_styles
     from renderer.training.datasets import DatasetError, hold_out, scan_dataset
 
     set_torch_threads(threads)
@@ -53,14 +53,16 @@ def command(checkpoint: str, datasets: tuple[str, ...], val_sequences: str | Non
             if strength is None:
                 raise click.UsageError("give --data DIR to compute the clusters, or --strength S to change "
                                        "how strongly the stored ones apply")
-            stored = load_styles(folder, generator.config.label_nc, generator.config.feat_nc)
+            # The stored strength is replaced, not read: this is also how a bad stored value is mended.
+            stored = load_styles(folder, generator.config.label_nc, generator.config.feat_nc, strength=strength)
             if stored is None:
                 raise click.UsageError(f"CHECKPOINT {checkpoint} has no style clusters to set the strength "
                                        "of: compute them with --data DIR")
-            source = str(read_config(folder)[1]["styles"].get("source", ""))
-            path = save_styles(folder, dataclasses.replace(stored, strength=strength), source=source)
-            click.echo(f"styles: strength {stored.strength:g} -> {strength:g} for the {stored.k} stored styles "
-                       f"of {path}")
+            described = read_config(folder)[1]["styles"]
+            before = described.get(STRENGTH_KEY, 1.0)
+            path = save_styles(folder, stored, source=str(described.get("source", "")))
+            shown = format(before, "g") if isinstance(before, (int, float)) else repr(before)
+            click.echo(f"styles: strength {shown} -> {strength:g} for the {stored.k} stored styles of {path}")
             return
         names = [name.strip() for name in (val_sequences or "").split(",") if name.strip()]
         sequences = hold_out([seq for path in datasets for seq in scan_dataset(path)], names)

@@ -181,6 +181,13 @@ def test_styles_strength_alone_keeps_the_clusters_and_weakens_the_render(tmp_pat
                  str(tmp_path / "bad"), "--style", "1", "--threads", "1")
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "config.json: metadata.styles.strength is 3" in result.stderr, result.stderr
+    result = run("styles", str(checkpoint), "--strength", "0.5")  # the fix the error names works
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "strength 3 -> 0.5" in result.stdout
+    result = run("render", "--checkpoint", str(checkpoint), "--labels", str(labels), "--out",
+                 str(tmp_path / "mended"), "--style", "1", "--threads", "1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert all(np.array_equal(a, b) for a, b in zip(_pngs(tmp_path / "mended"), renders["half"]))
 
 
 def test_styles_strength_errors_are_one_line(tmp_path: Path, tiny_style_checkpoint: Path,
