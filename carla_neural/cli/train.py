@@ -55,6 +55,9 @@ from carla_neural.cli.options import WxH, threads_option
               help="Steps a newly added scale trains alone (coarser scales frozen).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None)
 @click.option("--lr", type=float, default=None)
+@click.option("--d-warmup-steps", type=click.IntRange(min=0), default=None,
+              help="Fine-tuning with a fresh discriminator: the generator stays still (lr 0) for this many "
+                   "clips while the discriminators learn its output. Default 0.")
 @click.option("--gan-mode", type=click.Choice(["lsgan", "hinge"]), default=None)
 @click.option("--vgg-weights", type=click.Path(exists=True, dir_okay=False), default=None,
               help="torchvision-format VGG19 weights (.pth or .safetensors); default: torchvision's cache if present.")

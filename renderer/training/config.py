@@ -112,6 +112,10 @@ class TrainConfig(SavedConfig):
     beta1: float = 0.5
     beta2: float = 0.999
     decay_start: int | None = None  # step at which the linear decay to 0 begins (default: half way)
+    # Fine-tuning with a fresh discriminator: for the first `d_warmup_steps` clips the generator
+    # does not move (its lr is 0) while the discriminators learn its output against the photos,
+    # so that the generator's first updates follow a discriminator that already knows its flaws.
+    d_warmup_steps: int = 0
 
     # Losses and discriminators
     gan_mode: str = "lsgan"
@@ -169,6 +173,11 @@ class TrainConfig(SavedConfig):
         need(self, 0 <= self.beta1 < 1, "beta1", "in [0, 1)")
         need(self, 0 <= self.beta2 < 1, "beta2", "in [0, 1)")
         need(self, self.decay_start is None or 0 <= self.decay_start <= self.steps, "decay_start", "in [0, steps] or null")
+        need(self, 0 <= self.d_warmup_steps < self.steps, "d_warmup_steps",
+             "in [0, steps) (some clips must train the generator)")
+        need(self, self.d_warmup_steps == 0 or self.weights.gan + self.weights.feature_matching > 0,
+             "d_warmup_steps", "0 when no term reads the image discriminator (weights.gan and "
+             "weights.feature_matching are 0)")
         need(self, self.gan_mode in GANLoss.MODES, "gan_mode", f"one of {', '.join(GANLoss.MODES)}")
         need(self, self.d_channels >= 4, "d_channels", ">= 4")
         need(self, 1 <= self.d_layers <= 5, "d_layers", "in 1..5")

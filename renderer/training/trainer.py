@@ -255,8 +255,14 @@ class Trainer:
             return self.config.lr
         return self.config.lr * max(0.0, 1.0 - (step - start) / (end - start))
 
-    def _set_lr(self, lr: float) -> None:
-        for optimizer in (self.opt_g, self.opt_d, self.opt_dt):
+    def generator_lr_at(self, step: int) -> float:
+        """`lr_at`, but 0 during the discriminators' warm-up (`d_warmup_steps`)."""
+        return 0.0 if step < self.config.d_warmup_steps else self.lr_at(step)
+
+    def _set_lr(self, step: int) -> None:
+        # lr 0 rather than skipping the generator's step: its Adam moments still warm up.
+        for optimizer, lr in ((self.opt_g, self.generator_lr_at(step)), (self.opt_d, self.lr_at(step)),
+                              (self.opt_dt, self.lr_at(step))):
             if optimizer is not None:
                 for group in optimizer.param_groups:
                     group["lr"] = lr
@@ -572,7 +578,7 @@ class Trainer:
         stage = self.spatial.stage(self.step)
         for step, batch in self._batches(self.step):
             stage = self.spatial.stage(step)
-            self._set_lr(self.lr_at(step))
+            self._set_lr(step)
             self.generator.train()
             values = self.train_clip(batch, stage, self.in_frame_phase(step))
             self.step = step + 1
@@ -605,6 +611,7 @@ class Trainer:
         if self.step % self.config.log_every == 0 or self.step == 1:
             log_scalars(self.writer, values, self.step)
             self.writer.add_scalar("schedule/lr", self.lr_at(self.step - 1), self.step)
+            self.writer.add_scalar("schedule/lr_generator", self.generator_lr_at(self.step - 1), self.step)
             self.writer.add_scalar("schedule/clip_length", self._clip_length(self.step - 1), self.step)
             self.writer.add_scalar("schedule/active_scales", stage.active_scales, self.step)
             self.writer.add_scalar("schedule/frame_by_frame", float(self.in_frame_phase(self.step - 1)), self.step)

@@ -117,6 +117,25 @@ def test_temporal_model_warm_starts_frame_by_frame_then_trains_its_temporal_path
     assert json.loads((tmp_path / "warm" / "train_config.json").read_text())["frame_steps"] == 2
 
 
+def test_discriminator_warm_up_keeps_the_generator_still_while_the_discriminators_learn(tiny_dataset, tiny_model,
+                                                                                      tmp_path) -> None:
+    config = _config(tiny_dataset, tiny_model, tmp_path / "dwarm", steps=3, d_warmup_steps=2)
+    trainer = Trainer(config)
+    g_start = {k: v.clone() for k, v in trainer.generator.state_dict().items()}
+    d_start = {k: v.clone() for k, v in trainer.image_d.state_dict().items()}
+    dt_start = {k: v.clone() for k, v in trainer.temporal_d.state_dict().items()}
+    trainer.train(progress=False, until=2)
+    g_warm = {k: v.clone() for k, v in trainer.generator.state_dict().items()}
+    assert all(torch.equal(g_start[k], g_warm[k]) for k in g_start)
+    assert any(not torch.equal(d_start[k], v) for k, v in trainer.image_d.state_dict().items())
+    assert any(not torch.equal(dt_start[k], v) for k, v in trainer.temporal_d.state_dict().items())
+    trainer.train(progress=False)
+    trainer.close()
+    assert any(not torch.equal(g_warm[k], v) for k, v in trainer.generator.state_dict().items())
+    with pytest.raises(ConfigError, match="d_warmup_steps"):
+        _config(tiny_dataset, tiny_model, tmp_path / "x", steps=3, d_warmup_steps=3)
+
+
 def test_frame_steps_must_leave_temporal_clips(tiny_dataset, tiny_model, tmp_path) -> None:
     with pytest.raises(ConfigError, match="frame_steps"):
         _config(tiny_dataset, tiny_model, tmp_path / "x", steps=4, frame_steps=4)
