@@ -175,7 +175,7 @@ class TrainConfig(SavedConfig):
         need(self, self.decay_start is None or 0 <= self.decay_start <= self.steps, "decay_start", "in [0, steps] or null")
         need(self, 0 <= self.d_warmup_steps < self.steps, "d_warmup_steps",
              "in [0, steps) (some clips must train the generator)")
-        need(self, self.d_warmup_steps == 0 or self.weights.gan + self.weights.feature_matching > 0,
+        need(self, self.d_warmup_steps == 0 or self.uses_image_discriminator,
              "d_warmup_steps", "0 when no term reads the image discriminator (weights.gan and "
              "weights.feature_matching are 0)")
         need(self, self.gan_mode in GANLoss.MODES, "gan_mode", f"one of {', '.join(GANLoss.MODES)}")
@@ -194,6 +194,11 @@ class TrainConfig(SavedConfig):
             raise ConfigError("config fields 'weights.gan', 'weights.feature_matching', 'weights.l1' and "
                               "'weights.vgg' are all 0: give at least one image term a weight > 0")
         return self
+
+    @property
+    def uses_image_discriminator(self) -> bool:
+        """Whether any loss term reads the image discriminator (GAN or feature matching)."""
+        return self.weights.gan > 0 or self.weights.feature_matching > 0
 
     @property
     def effective_decay_start(self) -> int:

@@ -208,7 +208,7 @@ class Trainer:
 
         label_channels = self.generator.label_channels
         # With neither GAN nor feature-matching weight, nothing reads the image discriminator: skip it.
-        self.uses_image_d = config.weights.gan > 0 or config.weights.feature_matching > 0
+        self.uses_image_d = config.uses_image_discriminator
         self.image_d = MultiScaleDiscriminator(label_channels + 3, config.d_channels, config.d_layers,
                                                config.d_scales).to(self.device)
         use_temporal_d = config.temporal and config.temporal_strides > 0 and (
@@ -261,11 +261,11 @@ class Trainer:
 
     def _set_lr(self, step: int) -> None:
         # lr 0 rather than skipping the generator's step: its Adam moments still warm up.
-        for optimizer, lr in ((self.opt_g, self.generator_lr_at(step)), (self.opt_d, self.lr_at(step)),
-                              (self.opt_dt, self.lr_at(step))):
+        lr = self.lr_at(step)
+        for optimizer, value in ((self.opt_g, self.generator_lr_at(step)), (self.opt_d, lr), (self.opt_dt, lr)):
             if optimizer is not None:
                 for group in optimizer.param_groups:
-                    group["lr"] = lr
+                    group["lr"] = value
 
     # ------------------------------------------------------------------ data
     def _clip_length(self, step: int) -> int:
