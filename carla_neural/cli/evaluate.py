@@ -105,6 +105,22 @@ def _as_compare_metrics(result, class_rgb: dict) -> dict:
                               "neural_mean_rgb": list(rgb)} for label, rgb in class_rgb.items()]}
 
 
+def _photo_spread(data: Path, size: tuple[int, int], figures: dict) -> dict[int, float]:
+    """{label id: max RGB distance} between the per-class mean colours of the dataset's sequences'
+    photos: how much real appearances differ, beside the styles' spread. Stored in ``figures``."""
+    from cityscapesscripts.helpers.labels import id2label
+
+    from carla_neural.compare.style_sweep import class_spread
+    from renderer.training.evaluation import photo_class_colours
+
+    colours = photo_class_colours(data, size)
+    names = {label: id2label[label].name if label in id2label else str(label)
+             for table in colours.values() for label in table}
+    spread = class_spread(colours, names)
+    figures["photo_class_spread"] = {"sequences": sorted(colours), "class_spread": spread}
+    return {row["label_id"]: row["max_rgb_distance"] for row in spread}
+
+
 def _parse_eval_styles(values: tuple[str, ...]) -> list[str]:
     for value in values:
         if value != "default" and not (value.isdigit() and int(value) <= 63):
@@ -163,7 +179,8 @@ def _format(name: str, result, reference: str) -> str:
 @click.option("--style", "styles", multiple=True, metavar="default|K",
               help="Checkpoints with styles: evaluate each in this style (repeatable, e.g. --style default "
                    "--style 0 --style 1); adds every style's per-class mean colours, the spread across the "
-                   "styles and the ratios to 'default' (docs/styles.md).")
+                   "styles and the ratios to 'default' (docs/styles.md); with --data, also the spread of "
+                   "the photos' per-class mean colours across the dataset's sequences, for scale.")
 @threads_option
 def command(checkpoints: tuple[str, ...], data: Path | None, world: str, sequences: str | None, frames: int,
             size: tuple[int, int] | None, seed: int, device: str, no_fid: bool, segmenter: str, no_seg: bool,
@@ -218,6 +235,9 @@ def command(checkpoints: tuple[str, ...], data: Path | None, world: str, sequenc
     real_stream = None
     reference_segmentation = None
     lines = []
+    photo_spread: dict[int, float] = {}
+    if style_list and data is not None:
+        photo_spread = _photo_spread(data, (width, height), figures)
     for value, folder in zip(checkpoints, folders):
         if style_list:
             from carla_neural.compare.style_sweep import sweep_summary
@@ -235,8 +255,11 @@ def command(checkpoints: tuple[str, ...], data: Path | None, world: str, sequenc
             summary = sweep_summary(per_style)
             figures.setdefault("styles", {})[value] = summary
             spread = sorted(summary["class_spread"], key=lambda row: -row["max_rgb_distance"])[:5]
-            lines.append(f"{value}: per-class colour spread across styles (max RGB distance) "
-                         + ", ".join(f"{row['name']} {row['max_rgb_distance']:.0f}" for row in spread))
+            lines.append(f"{value}: per-class colour spread across styles (max RGB distance"
+                         + ("; the photos' across the dataset's sequences in brackets" if photo_spread else "")
+                         + ") " + ", ".join(f"{row['name']} {row['max_rgb_distance']:.0f}"
+                                            + (f" ({photo_spread[row['label_id']]:.0f})"
+                                               if row["label_id"] in photo_spread else "") for row in spread))
             continue
         from renderer.style_choice import checkpoint_styles
 

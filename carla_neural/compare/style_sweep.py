@@ -57,17 +57,24 @@ def sweep_summary(metrics: dict[str, dict[str, Any]]) -> dict[str, Any]:
             for key, ratio in (("segmentation_miou", "segmentation_vs_default"), ("warping_error", "warping_vs_default")):
                 base, value = reference[key], figures[key]
                 figures[ratio] = round(value / base, 4) if base and value is not None else None
+    spread = class_spread({style: table for style, table in colours.items() if style != REFERENCE}, names)
+    return {"styles": styles, "reference": REFERENCE if reference is not None else None, "class_spread": spread}
+
+
+def class_spread(colours: dict[str, dict[int, np.ndarray]], names: dict[int, str]) -> list[dict[str, Any]]:
+    """Per label id seen in at least two appearances ({appearance: {label id: mean RGB (3,) in
+    0..255}}), the largest and the mean Euclidean RGB distance between two appearances' means."""
     spread = []
     for label_id in sorted(names):
-        means = {style: table[label_id] for style, table in colours.items() if label_id in table and style != REFERENCE}
+        means = {name: np.asarray(table[label_id], float) for name, table in colours.items() if label_id in table}
         if len(means) < 2:
             continue
         distances = [float(np.linalg.norm(a - b)) for a, b in combinations(means.values(), 2)]
         spread.append({"label_id": label_id, "name": names[label_id],
                        "max_rgb_distance": round(max(distances), 2),
                        "mean_rgb_distance": round(float(np.mean(distances)), 2),
-                       "mean_rgb": {style: [round(float(v), 1) for v in rgb] for style, rgb in means.items()}})
-    return {"styles": styles, "reference": REFERENCE if reference is not None else None, "class_spread": spread}
+                       "mean_rgb": {name: [round(float(v), 1) for v in rgb] for name, rgb in means.items()}})
+    return spread
 
 
 def sweep_picture(runs: dict[str, Path], frames: int = 3) -> np.ndarray:

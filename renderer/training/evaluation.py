@@ -152,6 +152,31 @@ def dataset_sequences(root: str | Path, names: list[str] | None, size: tuple[int
     return result
 
 
+def photo_class_colours(root: str | Path, size: tuple[int, int], min_share: float = 0.001,
+                        ) -> dict[str, dict[int, tuple[float, float, float]]]:
+    """{sequence name: {label id: mean RGB in 0..255}} of the photos of every sequence of a paired
+    dataset that has photos, at `size` (W, H) resized as training resizes them. A class counts in a
+    sequence when it covers at least `min_share` of its pixels, so that a few pixels of a rare
+    class do not stand for that sequence's look."""
+    from renderer.metrics.class_color import ClassColorStats
+    from renderer.training.datasets import load_frame, resize_frame, scan_dataset
+
+    width, height = size
+    colours = {}
+    for seq in scan_dataset(root):
+        if seq.rgb_paths is None:
+            continue
+        stats = ClassColorStats()
+        for index in range(len(seq)):
+            label_ids, rgb, instance_ids = load_frame(seq, index)
+            label_ids, rgb, _ = resize_frame(label_ids, rgb, instance_ids, width, height)
+            stats.update(rgb, label_ids)
+        floor = min_share * stats.pixel_counts.sum()
+        colours[seq.name] = {label: rgb for label, rgb in stats.mean_rgb().items()
+                             if stats.pixel_counts[label] >= floor}
+    return colours
+
+
 def evaluate_sequences(
     sequences: Iterable[list[EvalFrame]],
     step: Callable[[np.ndarray, np.ndarray], np.ndarray],

@@ -149,6 +149,19 @@ def test_evaluate_in_several_styles(tmp_path: Path, tiny_style_checkpoint: Path)
     assert max(row["max_rgb_distance"] for row in figures["class_spread"]) > 2.0  # the two styles differ
 
 
+def test_evaluate_styles_on_real_data_gives_the_photos_spread_for_scale(tmp_path: Path, tiny_style_checkpoint: Path,
+                                                                        two_colour_dataset: Path) -> None:
+    figures_path = tmp_path / "styles.json"
+    result = run("evaluate", "--checkpoint", str(tiny_style_checkpoint), "--data", str(two_colour_dataset),
+                 "--sequences", "seq0001", "--size", "64x32", "--no-fid", "--no-seg", "--style", "default",
+                 "--style", "0", "--style", "1", "--json", str(figures_path), "--threads", "1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "the photos' across the dataset's sequences in brackets" in result.stdout
+    photos = json.loads(figures_path.read_text())["photo_class_spread"]
+    assert photos["sequences"] == ["seq0000", "seq0001"]  # every sequence with photos, not only the held-out one
+    assert {row["name"] for row in photos["class_spread"]} == {"road", "sky"}
+
+
 def test_styles_strength_alone_keeps_the_clusters_and_weakens_the_render(tmp_path: Path,
                                                                         tiny_style_checkpoint: Path) -> None:
     import shutil

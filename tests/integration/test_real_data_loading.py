@@ -149,3 +149,29 @@ def test_a_clip_of_the_real_cityscapes_sequences() -> None:
     assert item["edges"].sum() > 0 and item["has_flow"][1]
     rgb = (item["rgb"].numpy() + 1) * 127.5
     assert 20 < rgb.mean() < 200 and rgb.std() > 20  # a photo, not a blank or a wrong decode
+
+
+def test_photo_class_colours_per_sequence_and_their_spread(tmp_path) -> None:
+    from carla_neural.compare.style_sweep import class_spread
+    from renderer.training.evaluation import photo_class_colours
+
+    skies = {"grey": (150, 150, 150), "bright": (200, 200, 200)}
+    for seq, sky in skies.items():
+        for kind in ("train_A", "train_B"):
+            (tmp_path / kind / seq).mkdir(parents=True)
+        for frame in range(2):
+            labels = np.full((64, 128), 7, np.uint8)
+            labels[:32] = 23
+            photo = np.zeros((64, 128, 3), np.uint8)
+            photo[32:] = (90, 60, 60)
+            photo[:32] = sky
+            if seq == "grey":  # 4 of 16384 pixels of bicycle: too few to stand for the sequence
+                labels[60:62, 0:2], photo[60:62, 0:2] = 33, (255, 0, 0)
+            cv2.imwrite(str(tmp_path / "train_A" / seq / f"f{frame}.png"), labels)
+            cv2.imwrite(str(tmp_path / "train_B" / seq / f"f{frame}.png"), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
+    colours = photo_class_colours(tmp_path, (64, 32))
+    assert set(colours) == {"grey", "bright"}
+    assert set(colours["grey"]) == {7, 23}  # the bicycle speck is left out
+    assert colours["bright"][23] == pytest.approx((200, 200, 200), abs=1)
+    spread = {row["name"]: row["max_rgb_distance"] for row in class_spread(colours, {7: "road", 23: "sky"})}
+    assert spread["sky"] == pytest.approx(50 * 3 ** 0.5, abs=2) and spread["road"] < 2
