@@ -61,12 +61,12 @@ def render_all(client: RenderClient, frames: list[np.ndarray], first_id: int = 0
     return output
 
 
-def render_pipelined(client: RenderClient, frames: list[np.ndarray],
-                     after_frame=None) -> list[tuple[int, np.ndarray, int]]:
-    """Lock-step with 2 frames in flight, as the pipeline runs it, sending from one reused buffer."""
+def render_pipelined(client: RenderClient, frames: list[np.ndarray], after_frame=None,
+                     sent: int = 0) -> list[tuple[int, np.ndarray, int]]:
+    """Lock-step with 2 frames in flight, as the pipeline runs it, sending from one reused buffer;
+    ``sent`` frames were already sent by the caller."""
     output = []
     buffer = np.empty_like(frames[0])
-    sent = 0
     while len(output) < len(frames):
         while sent < len(frames) and client.in_flight < 2:
             buffer[:] = frames[sent]
@@ -168,7 +168,15 @@ def test_busy_refusals_of_frames_in_flight_are_sent_again_in_order(checkpoint):
     with WorkerSupervisor(checkpoint, device="cpu", env=ENV, ready_timeout_s=90,
                           worker_args=["--max-pending", "1"]) as strict:
         with strict.client() as client:
-            output = render_pipelined(client, frames)
+            # The worker is held while the first two frames are sent, so that it reads both before it
+            # can reply to the first: the second is refused however fast the first renders.
+            os.kill(strict.pid, signal.SIGSTOP)
+            try:
+                client.send(0, frames[0])
+                client.send(1, frames[1])
+            finally:
+                os.kill(strict.pid, signal.SIGCONT)
+            output = render_pipelined(client, frames, sent=2)
             assert client.stats["busy_resent"] >= 1 and client.stats["recoveries"] == 0
     assert [frame_id for frame_id, _, _ in output] == list(range(5))
     assert all(rgb.shape == (HEIGHT, WIDTH, 3) for _, rgb, _ in output)
