@@ -95,27 +95,29 @@ def evaluate_style(checkpoint: Path, style: str, sequences: list[list], size: tu
     return result, real_stream, colours.mean_rgb()
 
 
-def _as_compare_metrics(result, class_rgb: dict) -> dict:
-    """An EvalResult in the shape of compare's metrics, for compare.style_sweep.sweep_summary."""
+def _class_name(label: int) -> str:
+    """Cityscapes name of a labelId (the id itself, as text, outside the table)."""
     from cityscapesscripts.helpers.labels import id2label
 
+    return id2label[label].name if label in id2label else str(label)
+
+
+def _as_compare_metrics(result, class_rgb: dict) -> dict:
+    """An EvalResult in the shape of compare's metrics, for compare.style_sweep.sweep_summary."""
     return {"warping_error": {"neural": result.warping_error},
             "segmentation": {"neural": {"miou": (result.segmentation or {}).get("miou")}},
-            "class_colors": [{"label_id": int(label), "name": id2label[label].name if label in id2label else str(label),
+            "class_colors": [{"label_id": int(label), "name": _class_name(label),
                               "neural_mean_rgb": list(rgb)} for label, rgb in class_rgb.items()]}
 
 
 def _photo_spread(data: Path, size: tuple[int, int], figures: dict) -> dict[int, float]:
     """{label id: max RGB distance} between the per-class mean colours of the dataset's sequences'
     photos: how much real appearances differ, beside the styles' spread. Stored in ``figures``."""
-    from cityscapesscripts.helpers.labels import id2label
-
     from carla_neural.compare.style_sweep import class_spread
     from renderer.training.evaluation import photo_class_colours
 
     colours = photo_class_colours(data, size)
-    names = {label: id2label[label].name if label in id2label else str(label)
-             for table in colours.values() for label in table}
+    names = {label: _class_name(label) for table in colours.values() for label in table}
     spread = class_spread(colours, names)
     figures["photo_class_spread"] = {"sequences": sorted(colours), "class_spread": spread}
     return {row["label_id"]: row["max_rgb_distance"] for row in spread}

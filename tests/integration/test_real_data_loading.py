@@ -165,7 +165,7 @@ def test_photo_class_colours_per_sequence_and_their_spread(tmp_path) -> None:
             photo = np.zeros((64, 128, 3), np.uint8)
             photo[32:] = (90, 60, 60)
             photo[:32] = sky
-            if seq == "grey":  # 4 of 16384 pixels of bicycle: too few to stand for the sequence
+            if seq == "grey":  # a 2x2 bicycle speck, 0.05 % of the pixels at 64x32: too few to stand for the sequence
                 labels[60:62, 0:2], photo[60:62, 0:2] = 33, (255, 0, 0)
             cv2.imwrite(str(tmp_path / "train_A" / seq / f"f{frame}.png"), labels)
             cv2.imwrite(str(tmp_path / "train_B" / seq / f"f{frame}.png"), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
