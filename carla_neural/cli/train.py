@@ -63,6 +63,11 @@ from carla_neural.cli.options import WxH, threads_option
               help="torchvision-format VGG19 weights (.pth or .safetensors); default: torchvision's cache if present.")
 @click.option("--no-vgg", is_flag=True, default=None, help="Turn the VGG perceptual loss off.")
 @click.option("--l1", type=click.FloatRange(min=0), default=None, help="Weight of an L1 image term (vid2vid: 0).")
+@click.option("--region-colour", type=click.FloatRange(min=0), default=None,
+              help="Weight of an L1 term on each region's mean colour (default 0), aimed at styles' per-class colour.")
+@click.option("--colour-jitter", type=click.FloatRange(min=0, max=1, max_open=True), default=None,
+              help="Styles: recolour each class per clip by up to this fraction (default 0), so that the "
+                   "photo's colours reach the generator only through the style encoder.")
 @click.option("--device", default=None, help="auto, cpu, cuda or cuda:N.")
 @click.option("--seed", type=int, default=None)
 @click.option("--workers", type=click.IntRange(min=0), default=None, help="DataLoader worker processes.")
@@ -99,10 +104,10 @@ def command(datasets: tuple[str, ...], out: Path, config_file: Path | None, thre
             values["resume"] = not value
         elif name == "no_amp":
             values["amp"] = not value
-        elif name == "l1":
+        elif name in ("l1", "region_colour"):
             weights = values.get("weights") or {}
             weights = dataclasses.asdict(weights) if isinstance(weights, LossWeights) else dict(weights)
-            weights["l1"] = value
+            weights[name] = value
             values["weights"] = weights
         else:
             values[renames.get(name, name)] = value

@@ -94,6 +94,9 @@ class TrainConfig(SavedConfig):
     # Train only the feature encoder and the style convolutions; the rest of the generator keeps
     # `init_from`'s weights, so the model without a style renders exactly as that model did.
     styles_only: bool = False
+    # Recolour each class per clip by up to this fraction (datasets.class_colour_jitter), so the
+    # photo's colours reach the generator only through the style encoder. 0: off.
+    colour_jitter: float = 0.0
 
     # Curriculum
     # Temporal model only: for the first `frame_steps` clips its generator trains frame by frame
@@ -157,6 +160,8 @@ class TrainConfig(SavedConfig):
              "0 (no styles) .. 16")
         need(self, not self.styles_only or (self.feature_channels > 0 and self.init_from is not None),
              "styles_only", "false, or true with feature_channels > 0 and init_from (the model to add styles to)")
+        need(self, 0 <= self.colour_jitter < 1 and (self.colour_jitter == 0 or self.feature_channels > 0),
+             "colour_jitter", "in [0, 1), and 0 unless feature_channels > 0 (it trains styles)")
         need(self, isinstance(self.style_clusters, int) and 1 <= self.style_clusters <= 64, "style_clusters", "1..64")
         need(self, self.clip_length >= self.real_first_frames + 1 or not self.temporal, "clip_length",
              f">= real_first_frames + 1 ({self.real_first_frames + 1}) for temporal training")

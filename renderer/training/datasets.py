@@ -8,6 +8,8 @@ recorded flow only.
 
 A clip is `clip_length` consecutive frames (optionally every `t_step`-th) from a random start, with
 one horizontal flip for the whole clip, resized to `load_width` and randomly cropped to `crop_size`.
+With `colour_jitter` a, each class of a clip gets its own colour gain (brightness in [1-a, 1+a]
+times a tint in [1-a/2, 1+a/2] per channel), the same on every frame of the clip.
 """
 
 from __future__ import annotations
@@ -50,6 +52,18 @@ class Sequence:
 
     def __len__(self) -> int:
         return len(self.label_paths)
+
+
+def class_colour_jitter(rgb: torch.Tensor, label_ids: torch.Tensor, amount: float, rng: random.Random) -> torch.Tensor:
+    """(T, 3, H, W) float32 in [-1, 1], (T, H, W) int64 labelIds -> the clip recoloured class by
+    class: one gain per class and channel (brightness in [1-a, 1+a] times a tint in
+    [1-a/2, 1+a/2]), drawn from `rng` and shared by every frame; clamped to [-1, 1]."""
+    n_classes = int(label_ids.max()) + 1
+    gains = torch.tensor([[brightness * rng.uniform(1 - amount / 2, 1 + amount / 2) for _ in range(3)]
+                          for brightness in (rng.uniform(1 - amount, 1 + amount) for _ in range(n_classes))],
+                         dtype=rgb.dtype)  # (classes, 3)
+    per_pixel = gains[label_ids].permute(0, 3, 1, 2)  # (T, 3, H, W)
+    return ((rgb + 1) * per_pixel - 1).clamp(-1, 1)
 
 
 def _frames(folder: Path) -> list[Path]:
@@ -230,7 +244,8 @@ class ClipDataset(Dataset):
     def __init__(self, sequences: list[Sequence], clip_length: int, crop_size: tuple[int, int],
                  load_width: int | None = None, flip: bool = True, t_step: int = 1,
                  flow_cache: FlowCache | None = None, seed: int = 0, items_per_epoch: int | None = None,
-                 label_transform: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
+                 label_transform: Callable[[np.ndarray], np.ndarray] | None = None,
+                 colour_jitter: float = 0.0) -> None:
         if clip_length < 1:
             raise ValueError(f"clip_length must be >= 1, got {clip_length}")
         self.sequences = sequences
@@ -246,6 +261,10 @@ class ClipDataset(Dataset):
         # (H, W) uint8 -> (H, W) uint8 labelIds at the load size, as a run applies it after remap
         # (e.g. carla_neural.label_transform.LabelTransform), so a model learns the maps it will get.
         self.label_transform = label_transform
+        # A model that has learnt a few sequences by heart predicts their colours from the label
+        # layout alone; recolouring each class per clip leaves the style encoder as the only way
+        # to the photo's colours (docs/styles.md, probes).
+        self.colour_jitter = colour_jitter
         # Frames resized to the load size and their flow, decoded once per process: decoding a
         # 2048x1024 JPEG and DIS flow at that size cost ~1 s per frame, more than a training step.
         self._frames: dict[tuple[str, int], tuple[np.ndarray, np.ndarray | None, np.ndarray]] = {}
@@ -344,6 +363,8 @@ class ClipDataset(Dataset):
         }
         if rgbs:
             item["rgb"] = torch.from_numpy(np.stack(rgbs)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+            if self.colour_jitter > 0:
+                item["rgb"] = class_colour_jitter(item["rgb"], item["label_ids"], self.colour_jitter, rng)
         return item
 
     def _flow(self, seq: Sequence, frame_index: int, clip_pos: int) -> tuple[np.ndarray, bool]:

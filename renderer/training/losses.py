@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from renderer.model.style import pool_by_instance
 from renderer.training.flow import warp
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,9 @@ class LossWeights:
     temporal_gan: float = 1.0
     temporal_feature_matching: float = 10.0
     l1: float = 0.0
+    # Not vid2vid's: L1 between each region's mean colour in the output and in the photo, a signal
+    # for styles' per-class colour that per-pixel terms mix with texture (docs/styles.md, probes).
+    region_colour: float = 0.0
 
 
 class GANLoss:
@@ -91,6 +95,12 @@ _VGG19_CONV_CHANNELS = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512
 _VGG_TAPS = (1, 6, 11, 20, 29)  # relu1_1, relu2_1, relu3_1, relu4_1, relu5_1
 _VGG_TAP_WEIGHTS = (1.0 / 32, 1.0 / 16, 1.0 / 8, 1.0 / 4, 1.0)
 TORCHVISION_VGG19_FILE = "vgg19-dcbb9e9d.pth"
+
+
+def region_colour_loss(fake: torch.Tensor, real: torch.Tensor, regions: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) images, (B, H, W) int64 region ids -> scalar: L1 between every pixel's region
+    mean colour in `fake` and in `real`, so a region weighs by its area."""
+    return F.l1_loss(pool_by_instance(fake.float(), regions), pool_by_instance(real.float(), regions))
 
 
 def _vgg19_features() -> nn.Sequential:

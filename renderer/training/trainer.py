@@ -55,6 +55,7 @@ from renderer.training.losses import (
     masked_l1,
     occlusion_weight_loss,
     output_warp_loss,
+    region_colour_loss,
 )
 from renderer.training.run_logs import append_log_line, log_scalars, write_sample_video
 from renderer.training.state_io import publish_checkpoint, read_training_state, write_training_state
@@ -187,7 +188,7 @@ class Trainer:
             sequences, config.clip_length, (config.crop_width, config.crop_height),
             load_width=config.load_width, flip=config.flip, t_step=config.t_step,
             flow_cache=FlowCache(cache_dir, config.dis_preset), seed=config.seed,
-            items_per_epoch=None)
+            items_per_epoch=None, colour_jitter=config.colour_jitter)
 
         self.generator = TrainableGenerator.build(config.model, temporal=config.temporal, init_from=config.init_from,
                                                   generator=config.generator,
@@ -411,11 +412,12 @@ class Trainer:
         # The single-image generator on the clip's first frame; in the frame phase, the composite
         # generator (temporal path off) on every frame.
         if self.config.temporal:
-            record(self._single_frame_step(labels[:, 0], rgb[:, 0], stage, style=self._style(clip, 0)))
+            record(self._single_frame_step(labels[:, 0], rgb[:, 0], stage, style=self._style(clip, 0),
+                                           regions=clip["regions"][:, 0]))
         if frame_phase:
             for t in range(length):
                 record(self._single_frame_step(labels[:, t], rgb[:, t], stage, frame_by_frame=True,
-                                               style=self._style(clip, t)))
+                                               style=self._style(clip, t), regions=clip["regions"][:, t]))
 
         if not frame_phase and length > self.config.real_first_frames:
             n_prev = self.generator.n_frames - 1
@@ -449,6 +451,8 @@ class Trainer:
                             self.vgg(out.raw.float(), real_t.float()) if out.raw is not None else 0.0)
                     if weights.l1 > 0:
                         terms["G_L1"] = masked_l1(fake, real_t)
+                    if weights.region_colour > 0:
+                        terms["G_Region"] = region_colour_loss(fake, real_t, clip["regions"][:, t])
                     if out.flow is not None:
                         terms["F_Flow"] = flow_loss(out.flow, ref_flow, conf) / (2 ** (stage.active_scales - 1))
                         terms["F_Warp"] = flow_warp_loss(out.flow, real_prev, real_t, conf)
@@ -492,6 +496,7 @@ class Trainer:
         weights = self.config.weights
         factor = {
             "G_GAN": weights.gan, "G_FM": weights.feature_matching, "G_VGG": weights.vgg, "G_L1": weights.l1,
+            "G_Region": weights.region_colour,
             "F_Flow": weights.flow, "F_Warp": weights.flow_warp, "G_Warp": weights.output_warp,
             "W": weights.occlusion_weight,
         }
@@ -532,9 +537,11 @@ class Trainer:
 
     def _single_frame_step(self, labels_t: torch.Tensor, real: torch.Tensor, stage: SpatialStage,
                            frame_by_frame: bool = False,
-                           style: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, float]:
+                           style: tuple[torch.Tensor, torch.Tensor] | None = None,
+                           regions: torch.Tensor | None = None) -> dict[str, float]:
         """pix2pixHD-style step on one frame: the single-image generator (a temporal model's first
-        frames), or with `frame_by_frame` the composite generator with its temporal path off."""
+        frames), or with `frame_by_frame` the composite generator with its temporal path off.
+        `regions` (B, H, W) int64 region ids feed the region-colour term."""
         if not frame_by_frame and not self.generator.has_single:
             return {}
         self.opt_g.zero_grad(set_to_none=True)
@@ -547,6 +554,8 @@ class Trainer:
                 terms["G_VGG"] = self.vgg(fake.float(), real.float())
             if self.config.weights.l1 > 0:
                 terms["G_L1"] = masked_l1(fake, real)
+            if self.config.weights.region_colour > 0 and regions is not None:
+                terms["G_Region"] = region_colour_loss(fake, real, regions)
             total = self._weighted_total(terms)
         self._backward_step(total, self.opt_g)
         d_loss = self._d_step(labels_t, real, [fake]) if self.uses_image_d else None

@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from renderer.training import datasets
 from renderer.training.config import TrainConfig
@@ -94,6 +95,25 @@ def test_flips_mirror_photo_labels_and_flow(jpeg_dataset) -> None:
     a, b = plain[index], flipped[index]
     assert np.array_equal(a["label_ids"].numpy()[:, :, ::-1], b["label_ids"].numpy())
     assert np.allclose(-a["flow"].numpy()[:, 0, :, ::-1], b["flow"].numpy()[:, 0], atol=1e-5)
+
+
+def test_colour_jitter_recolours_each_class_alike_on_every_frame(jpeg_dataset) -> None:
+    sequences = scan_dataset(jpeg_dataset)
+    plain = ClipDataset(sequences, 3, (128, 64), load_width=128, flip=False)[5]
+    jittered = ClipDataset(sequences, 3, (128, 64), load_width=128, flip=False, colour_jitter=0.3)[5]
+    assert torch.equal(plain["label_ids"], jittered["label_ids"]) and torch.equal(plain["flow"], jittered["flow"])
+    gains = {}
+    for label in (7, 23, 26):
+        where = (plain["label_ids"] == label).unsqueeze(1).expand_as(plain["rgb"])  # (T, 3, H, W)
+        unclamped = where & (jittered["rgb"].abs() < 0.999) & (plain["rgb"] > -0.9)
+        ratio = (jittered["rgb"] + 1) / (plain["rgb"] + 1)
+        per_channel = [ratio[:, c][unclamped[:, c]] for c in range(3)]
+        assert all(values.numel() > 100 for values in per_channel)
+        # One gain per class and channel, the same on every frame of the clip.
+        assert all(float(values.max() - values.min()) < 1e-4 for values in per_channel)
+        gains[label] = [float(values[0]) for values in per_channel]
+        assert all(0.7 * 0.85 - 1e-5 <= g <= 1.3 * 1.15 + 1e-5 for g in gains[label])
+    assert len({tuple(round(g, 3) for g in v) for v in gains.values()}) == 3, gains
 
 
 def _is_flipped(a, b) -> bool:

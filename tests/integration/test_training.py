@@ -243,18 +243,23 @@ def test_styles_only_trains_the_style_parts_and_renders_as_the_model_without_a_s
     from renderer.protocol import StyleChoice
 
     base = save_checkpoint(build_generator(TINY, seed=1), tmp_path / "base")
-    no_gan = LossWeights(l1=10.0, gan=0.0, feature_matching=0.0, temporal_gan=0.0, temporal_feature_matching=0.0)
+    no_gan = LossWeights(l1=10.0, gan=0.0, feature_matching=0.0, temporal_gan=0.0, temporal_feature_matching=0.0,
+                         region_colour=10.0)
     with pytest.raises(ConfigError, match="styles_only"):
         _config(tiny_dataset, tiny_model, tmp_path / "bad", styles_only=True, feature_channels=3)
+    with pytest.raises(ConfigError, match="colour_jitter"):
+        _config(tiny_dataset, tiny_model, tmp_path / "bad", colour_jitter=0.3)
     with pytest.raises(ConfigError, match="at least one image term"):
         _config(tiny_dataset, tiny_model, tmp_path / "bad", weights=LossWeights(gan=0.0, feature_matching=0.0),
                 use_vgg=False)
     config = _config(tiny_dataset, tiny_model, tmp_path / "styled", init_from=str(base), feature_channels=3,
-                     styles_only=True, style_clusters=2, weights=no_gan, lr=5e-2, steps=3, use_vgg=False)
+                     styles_only=True, style_clusters=2, weights=no_gan, lr=5e-2, steps=3, use_vgg=False,
+                     colour_jitter=0.3)
     trainer = Trainer(config)
     history = trainer.train(progress=False)
     trainer.close()
     assert all(not any(name.endswith(("D_image", "G_GAN", "G_FM")) for name in record.values) for record in history)
+    assert all(record.values["G_Region"] > 0 for record in history)
 
     folder = tmp_path / "styled" / "generator"
     before, after = read_weights(base / "model.safetensors"), read_weights(folder / "model.safetensors")

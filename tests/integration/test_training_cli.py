@@ -32,13 +32,16 @@ def test_train_cli_trains_and_rejects_bad_sizes(tmp_path) -> None:
     out = tmp_path / "run"
     common = ["train", "--data", str(data), "--out", str(out), "--model", str(model), "--size", "64x32",
               "--clip-length", "3", "--max-clip-length", "3", "--device", "cpu", "--l1", "10"]
-    first = _run(*common, "--steps", "1", "--no-amp")
+    first = _run(*common, "--steps", "1", "--no-amp", "--region-colour", "5")
     assert first.returncode == 0, first.stderr
     assert "trained steps 0..1" in first.stdout
     assert (out / "generator" / "model.safetensors").is_file()
     saved = json.loads((out / "train_config.json").read_text())
     assert saved["weights"]["l1"] == 10.0 and saved["crop_width"] == 64
     assert saved["amp"] is False
+    assert saved["weights"]["region_colour"] == 5.0
+    logged = json.loads((out / "train_log.jsonl").read_text().splitlines()[-1])
+    assert logged["G_Region"] > 0 and logged["S_G_Region"] > 0
 
     bad = _run("train", "--data", str(data), "--out", str(tmp_path / "bad"), "--size", "60x30")
     assert bad.returncode != 0

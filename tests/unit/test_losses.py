@@ -24,6 +24,7 @@ from renderer.training.losses import (
     masked_l1,
     occlusion_weight_loss,
     output_warp_loss,
+    region_colour_loss,
 )
 
 TINY = GeneratorConfig(ngf=8, n_downsampling=2, n_blocks=1, n_blocks_local=1, n_scales=2,
@@ -72,11 +73,13 @@ def _losses(gen: TrainableGenerator, batch: dict[str, torch.Tensor]) -> dict[str
         "temporal_gan": gan(t_fake, True, False),
         "temporal_feature_matching": feature_matching_loss(t_fake, t_real),
         "l1": masked_l1(out.image, real),
+        "region_colour": region_colour_loss(out.image, real, batch["label_ids"][:, -1]),
     }
 
 
 @pytest.mark.parametrize("name", ["gan_lsgan", "gan_hinge", "feature_matching", "flow", "flow_warp", "output_warp",
-                                  "occlusion_weight", "temporal_gan", "temporal_feature_matching", "l1"])
+                                  "occlusion_weight", "temporal_gan", "temporal_feature_matching", "l1",
+                                  "region_colour"])
 def test_one_optimisation_step_of_each_loss_reaches_the_generator(name: str) -> None:
     gen = _generator()
     batch = _inputs()
@@ -151,6 +154,20 @@ def test_masked_l1_ignores_masked_pixels() -> None:
     mask[..., 0, 0] = 0
     assert masked_l1(prediction, target, mask).item() == 0.0
     assert masked_l1(prediction, target).item() == pytest.approx(5.0 / 4)
+
+
+def test_region_colour_loss_sees_region_means_not_texture() -> None:
+    regions = torch.zeros(1, 4, 4, dtype=torch.long)
+    regions[:, :, 2:] = 1  # two regions: left and right halves
+    real = torch.zeros(1, 3, 4, 4)
+    real[:, :, ::2, :2] = 1.0  # left: stripes with mean 0.5; right: 0
+    flat = torch.zeros(1, 3, 4, 4)
+    flat[:, :, :, :2] = 0.5  # the same means, no texture
+    assert region_colour_loss(flat, real, regions).item() == pytest.approx(0.0, abs=1e-7)
+    assert masked_l1(flat, real).item() > 0.2
+    shifted = flat.clone()
+    shifted[:, :, :, 2:] += 0.4  # the right half's mean is off by 0.4, on half the pixels
+    assert region_colour_loss(shifted, real, regions).item() == pytest.approx(0.2)
 
 
 def test_flow_warp_and_confidence_with_a_known_shift() -> None:
