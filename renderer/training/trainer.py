@@ -412,12 +412,12 @@ class Trainer:
         # The single-image generator on the clip's first frame; in the frame phase, the composite
         # generator (temporal path off) on every frame.
         if self.config.temporal:
-            record(self._single_frame_step(labels[:, 0], rgb[:, 0], stage, style=self._style(clip, 0),
-                                           regions=clip["regions"][:, 0]))
+            record(self._single_frame_step(labels[:, 0], rgb[:, 0], clip["regions"][:, 0], stage,
+                                           style=self._style(clip, 0)))
         if frame_phase:
             for t in range(length):
-                record(self._single_frame_step(labels[:, t], rgb[:, t], stage, frame_by_frame=True,
-                                               style=self._style(clip, t), regions=clip["regions"][:, t]))
+                record(self._single_frame_step(labels[:, t], rgb[:, t], clip["regions"][:, t], stage,
+                                               frame_by_frame=True, style=self._style(clip, t)))
 
         if not frame_phase and length > self.config.real_first_frames:
             n_prev = self.generator.n_frames - 1
@@ -535,10 +535,9 @@ class Trainer:
         self._backward_step(loss, self.opt_dt)
         return loss.item()
 
-    def _single_frame_step(self, labels_t: torch.Tensor, real: torch.Tensor, stage: SpatialStage,
-                           frame_by_frame: bool = False,
-                           style: tuple[torch.Tensor, torch.Tensor] | None = None,
-                           regions: torch.Tensor | None = None) -> dict[str, float]:
+    def _single_frame_step(self, labels_t: torch.Tensor, real: torch.Tensor, regions: torch.Tensor,
+                           stage: SpatialStage, frame_by_frame: bool = False,
+                           style: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, float]:
         """pix2pixHD-style step on one frame: the single-image generator (a temporal model's first
         frames), or with `frame_by_frame` the composite generator with its temporal path off.
         `regions` (B, H, W) int64 region ids feed the region-colour term."""
@@ -554,7 +553,7 @@ class Trainer:
                 terms["G_VGG"] = self.vgg(fake.float(), real.float())
             if self.config.weights.l1 > 0:
                 terms["G_L1"] = masked_l1(fake, real)
-            if self.config.weights.region_colour > 0 and regions is not None:
+            if self.config.weights.region_colour > 0:
                 terms["G_Region"] = region_colour_loss(fake, real, regions)
             total = self._weighted_total(terms)
         self._backward_step(total, self.opt_g)
