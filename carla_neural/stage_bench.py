@@ -149,6 +149,13 @@ def bench_size(width: int, height: int, checkpoint: str, device: str, frames: in
         renderer = load_renderer(checkpoint, device=device)
         backend = InProcessBackend(renderer)
         result["render_ms"] = _render_median_ms(backend, world_frames, remapper, render_frames)
+        if renderer.style_bank is not None:
+            # Side by side with render_ms, same process: what rendering in a style adds per frame.
+            from renderer.protocol import StyleChoice
+
+            renderer.apply_style(StyleChoice(index=0))
+            result["render_style_0_ms"] = _render_median_ms(backend, world_frames, remapper, render_frames)
+            renderer.apply_style(None)
     result["renderer_alone_fps"] = round(1000.0 / result["render_ms"], 3)
     del renderer, backend
     labelled = [(remapper.label_ids(step.semantic_bgra), remapper.instance_ids(step.instance_bgra))
@@ -231,17 +238,17 @@ def command(json_path: Path | None, sizes: list[tuple[int, int]], checkpoint: st
         "checkpoint": checkpoint,
         "sizes": [],
     }
-    header = ("size", "world", "remap", "adapt", "transport", "render", "display", "record", "worker alone fps",
-              "renderer fps in run", "e2e fps", "overhead %", "vs worker alone %", "vs renderer alone %")
+    header = ("size", "world", "remap", "adapt", "transport", "render", "render in style 0", "display", "record",
+              "worker alone fps", "renderer fps in run", "e2e fps", "overhead %", "vs worker alone %", "vs renderer alone %")
     click.echo(" | ".join(header))
     for width, height in sizes:
         figures = bench_size(width, height, checkpoint, device, frames, render_frames, e2e_frames, cpu_split,
                              threads)
         results["sizes"].append(figures)
         click.echo(" | ".join(str(figures.get(key, "-")) for key in (
-            "size", "world_ms", "remap_ms", "adapt_ms", "transport_ms", "render_ms", "display_ms", "record_ms",
-            "worker_alone_fps", "renderer_fps", "e2e_fps", "overhead_pct", "vs_worker_alone_pct",
-            "vs_alone_pct")))
+            "size", "world_ms", "remap_ms", "adapt_ms", "transport_ms", "render_ms", "render_style_0_ms",
+            "display_ms", "record_ms", "worker_alone_fps", "renderer_fps", "e2e_fps", "overhead_pct",
+            "vs_worker_alone_pct", "vs_alone_pct")))
     if any(figures.get("cpu_split") for figures in results["sizes"]):
         click.echo(f"end to end with {results['sizes'][0]['cpu_split']}")
     if json_path:

@@ -102,6 +102,8 @@ class SequentialRenderer:
         if size is not None:
             self.size = self._checked_size(size)
         self.style: torch.Tensor | None = None
+        # A tone's gains and offsets for ``style`` (StyleTone.table), or None.
+        self._tone_table: torch.Tensor | None = None
         # The checkpoint's style clusters (renderer.styles.StyleBank), set by load_renderer.
         self.style_bank = None
         self.reset()
@@ -142,6 +144,10 @@ class SequentialRenderer:
                 raise ValueError(f"style vectors must be finite float32 of shape {expected}, got "
                                  f"{array.shape} {array.dtype}")
             self.style = torch.from_numpy(array.copy()).to(self.device)
+        self._tone_table = None
+        if self.style is not None and not self.generator.styles_enter_chain:
+            with torch.inference_mode():
+                self._tone_table = self.generator.style_tone.table(self.style)
         self.reset()
 
     def _checked_size(self, size: tuple[int, int]) -> tuple[int, int]:
@@ -213,12 +219,15 @@ class SequentialRenderer:
         in [-1, 1]."""
         config = self.config
         self._frames.append(_LabelFrame(label_ids, instance_ids, config))
-        features = None if self.style is None else features_from_vectors(self.style, label_ids)
-        style_args = {} if features is None else {"features": features}
+        # A tone (_tone_table) changes only the frame returned: the history, and so the motion,
+        # stay the model's own.
+        chain_features = (features_from_vectors(self.style, label_ids)
+                          if self.style is not None and self.generator.styles_enter_chain else None)
+        style_args = {} if chain_features is None else {"features": chain_features}
         first = self.frame_index < config.n_frames - 1
         if first and self.start == "single_g":
             one_hot = self._frames[-1].level(0)[:, : config.label_nc]
-            image = self.generator.first_frame(one_hot, features)
+            image = self.generator.first_frame(one_hot, chain_features)
             images = build_pyramid(image, config.n_scales)[::-1]
         else:
             frames = list(self._frames)
@@ -232,14 +241,16 @@ class SequentialRenderer:
                     torch.cat([frame.level(level) for frame in frames], 1) if needed[scale] else None
                 )
             if first:
-                images = self._blank_start_frame(label_stacks, label_codes, features)
+                images = self._blank_start_frame(label_stacks, label_codes, chain_features)
             else:
                 prev_stacks = [torch.cat(list(history), 1) for history in self._previous]
                 images = self.engine(label_stacks, prev_stacks, label_codes, **style_args)
         for history, scale_image in zip(self._previous, images):
             history.append(scale_image)
         self.frame_index += 1
-        return images[-1]
+        if self._tone_table is None:
+            return images[-1]
+        return self.generator.style_tone.apply_table(images[-1], label_ids, self._tone_table)
 
     def _blank_start_frame(
         self, label_stacks: list[torch.Tensor | None], label_codes: torch.Tensor,

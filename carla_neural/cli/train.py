@@ -39,6 +39,9 @@ from carla_neural.cli.options import WxH, threads_option
 @click.option("--styles-only", is_flag=True, default=None,
               help="With --init-from and --feature-channels: train only the style encoder and convolutions; "
                    "without a style the model renders exactly as the --init-from model.")
+@click.option("--style-input", type=click.Choice(["stems", "tone"]), default=None,
+              help="With --styles-only: where the style enters. stems (default): beside the labels, into the "
+                   "network; tone: a per-class colour change of the output only (docs/styles.md, \"How it works\").")
 @click.option("--style-clusters", type=click.IntRange(1, 64), default=None,
               help="Styles per class clustered at the end of training (default 8).")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Training clips.")

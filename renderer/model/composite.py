@@ -180,7 +180,8 @@ class _CompositeBase(nn.Module):
             return seg_stem, fg_stem
         style_stem = getattr(self, "style_stem", None)
         if style_stem is None:
-            raise ValueError("this generator takes no style features (generator feat_nc is 0)")
+            raise ValueError("this generator takes no style features into the network (generator "
+                             "feat_nc is 0, or its style is a tone)")
         extra = style_stem(features)
         if fg_stem is None:
             return seg_stem + extra, None

@@ -19,6 +19,7 @@ LabelPyramid = Literal["avg", "nearest"]
 # "spade": the image decoders are SPADE residual blocks (Park et al. 2019), whose parameter-free
 # norms are modulated per pixel by the labels (renderer.model.spade; our own models only).
 GeneratorKind = Literal["nvidia", "spade"]
+StyleInput = Literal["stems", "tone"]
 GENERATOR_KINDS: tuple[str, ...] = get_args(GeneratorKind)
 
 # Bounds are generous (NVIDIA's largest street model: ngf 128, 3 downsamplings, 9 blocks, 3
@@ -100,6 +101,10 @@ class GeneratorConfig:
     # NVIDIA model): no encoder and no feature input, the state dict exactly as before.
     feat_nc: Annotated[int, Strict(), Field(ge=0, le=16)] = 0
     feat_ngf: Annotated[int, Strict(), Field(ge=1, le=64)] = 16
+    # Where the features enter: "stems", beside the labels (the above); "tone", only a per-class
+    # gain and offset of the output colour (``renderer.model.style.StyleTone``), so that the
+    # frames the generator feeds back, and so its motion, stay exactly its own.
+    style_input: StyleInput = "stems"
     # Our own models only. "spade": each scale's image decoder is made of SPADE residual blocks
     # modulated by the current label frame (needs label_pyramid "nearest": the labels a scale
     # sees stay one-hot, so the SPADE label convs are exact table lookups at inference).
@@ -165,6 +170,12 @@ class GeneratorConfig:
             self.fg_labels,
             f"label ids in [0, {self.label_nc})",
         )
+        _check(
+            self.style_input == "stems" or self.feat_nc > 0,
+            "style_input",
+            self.style_input,
+            "'stems' unless feat_nc > 0 (a tone needs style features)",
+        )
         if self.feat_nc and self.single_g is not None:
             _check(
                 self.single_g.kind == "global",
@@ -187,6 +198,8 @@ class GeneratorConfig:
         values = dataclasses.asdict(self)
         if not self.feat_nc:
             del values["feat_nc"], values["feat_ngf"]
+        if self.style_input == "stems":
+            del values["style_input"]  # the config.json of every checkpoint before tones
         return values
 
     @classmethod

@@ -21,7 +21,7 @@ from renderer.model.config import GeneratorConfig, preset
 from renderer.model.inputs import build_pyramid, nearest_pyramid
 from renderer.model.norm import NormMode, set_norm_mode
 from renderer.model.pix2pixhd import build_single_generator
-from renderer.model.style import FeatureEncoder, StyleStem, feature_level
+from renderer.model.style import FeatureEncoder, StyleStem, StyleTone, feature_level
 from renderer.model.warp import WarpMode
 
 
@@ -43,15 +43,21 @@ class Vid2VidGenerator(nn.Module):
             build_single_generator(config.single_g) if config.single_g is not None else None
         )
         if config.feat_nc:
-            # Only models with styles have these (keys encoder.*, scales.{s}.style_stem.*,
-            # style_single.*): every other checkpoint's state dict is exactly as before.
-            self.encoder = FeatureEncoder(config.feat_nc, config.feat_ngf)
-            for scale in self.scales:
-                widths = sum(conv.out_channels for conv in scale._stem_convs())
-                scale.style_stem = StyleStem(config.feat_nc, widths, scale.model_down_seg[1].kernel_size[0])
-            if self.single_g is not None:
-                single_stem = self.single_g.stem_conv
-                self.style_single = StyleStem(config.feat_nc, single_stem.out_channels, single_stem.kernel_size[0])
+            # Only models with styles have these (keys encoder.*, and scales.{s}.style_stem.* and
+            # style_single.* or, for a tone, style_tone.*): every other checkpoint's state dict
+            # is exactly as before.
+            self.encoder = FeatureEncoder(config.feat_nc, config.feat_ngf,
+                                          colour_skip=config.style_input == "tone")
+            if config.style_input == "tone":
+                self.style_tone = StyleTone(config.label_nc, config.feat_nc)
+            else:
+                for scale in self.scales:
+                    widths = sum(conv.out_channels for conv in scale._stem_convs())
+                    scale.style_stem = StyleStem(config.feat_nc, widths, scale.model_down_seg[1].kernel_size[0])
+                if self.single_g is not None:
+                    single_stem = self.single_g.stem_conv
+                    self.style_single = StyleStem(config.feat_nc, single_stem.out_channels,
+                                                  single_stem.kernel_size[0])
 
     def set_norm_mode(self, mode: NormMode) -> Vid2VidGenerator:
         """"frame" (inference: each frame's own statistics) or "batch" (training BatchNorm)."""
@@ -203,8 +209,9 @@ class Vid2VidGenerator(nn.Module):
             raise ValueError("this generator has no single-image generator for first frames")
         if features is None:
             return self.single_g(one_hot)
-        if not self.config.feat_nc:
-            raise ValueError("this generator takes no style features (generator feat_nc is 0)")
+        if not self.styles_enter_chain:
+            raise ValueError("this generator takes no style features into the network (generator "
+                             "feat_nc is 0, or its style is a tone: see ``tone``)")
         # A global generator of either design: the config allows styles with no other.
         return self.single_g(one_hot, stem_extra=self.style_single(features))
 
@@ -212,6 +219,20 @@ class Vid2VidGenerator(nn.Module):
     def has_styles(self) -> bool:
         """Whether this generator has a feature encoder and takes style features."""
         return bool(self.config.feat_nc)
+
+    @property
+    def styles_enter_chain(self) -> bool:
+        """Whether the style features go into the network itself (beside the labels), rather than
+        only into ``tone`` on its output."""
+        return bool(self.config.feat_nc) and self.config.style_input == "stems"
+
+    def tone(self, image: Tensor, label_ids: Tensor, features: Tensor | None) -> Tensor:
+        """The frame a user sees: (B, 3, H, W) in [-1, 1] with the style's per-class colour
+        change (``StyleTone``) for (B, H, W) labelIds and (B, feat_nc, H, W) features; the image
+        itself for a model without a tone or without style (features None)."""
+        if features is None or self.config.style_input != "tone":
+            return image
+        return self.style_tone(image, label_ids, features)
 
 
 def build_generator(

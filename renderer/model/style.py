@@ -21,21 +21,35 @@ ENCODER_DOWNSAMPLINGS = 3  # the encoder's input sides must be multiples of 2**3
 
 
 class FeatureEncoder(nn.Module):
-    """Encoder-decoder from an RGB frame to ``feat_nc`` channels in [-1, 1] (before pooling)."""
+    """Encoder-decoder from an RGB frame to ``feat_nc`` channels in [-1, 1] (before pooling).
 
-    def __init__(self, feat_nc: int, ngf: int = 16, n_down: int = ENCODER_DOWNSAMPLINGS) -> None:
+    ``colour_skip`` (the encoder of a tone): the output convolution also sees the frame itself,
+    and has no tanh. The instance norms after every other convolution take each frame's absolute
+    colours out, so without the skip a bright and a dull sky encode alike, and a tone is a change
+    of absolute colour; a tanh saturated on the brightest regions (skies) and gave them one value."""
+
+    def __init__(self, feat_nc: int, ngf: int = 16, n_down: int = ENCODER_DOWNSAMPLINGS,
+                 colour_skip: bool = False) -> None:
         super().__init__()
         layers = stem(3, ngf, InstanceNormNoAffine)
         for i in range(n_down):
             layers += downsample(ngf * 2**i, ngf * 2 ** (i + 1), InstanceNormNoAffine)
         for i in range(n_down, 0, -1):
             layers += upsample(ngf * 2**i, ngf * 2 ** (i - 1), InstanceNormNoAffine)
-        layers += head(ngf, feat_nc, nn.Tanh())
-        self.model = nn.Sequential(*layers)
+        self.colour_skip = colour_skip
+        if colour_skip:
+            self.model = nn.Sequential(*layers)
+            self.head = nn.Sequential(*head(ngf + 3, feat_nc, None))
+        else:
+            layers += head(ngf, feat_nc, nn.Tanh())
+            self.model = nn.Sequential(*layers)
         self.size_multiple = 2**n_down
 
     def forward(self, rgb: Tensor) -> Tensor:
-        """(B, 3, H, W) in [-1, 1], H and W multiples of ``size_multiple`` -> (B, feat_nc, H, W)."""
+        """(B, 3, H, W) in [-1, 1], H and W multiples of ``size_multiple`` -> (B, feat_nc, H, W)
+        (in [-1, 1] unless ``colour_skip``)."""
+        if self.colour_skip:
+            return self.head(torch.cat([self.model(rgb), rgb], 1))
         return self.model(rgb)
 
 
@@ -51,6 +65,40 @@ class StyleStem(nn.Module):
     def forward(self, features: Tensor) -> Tensor:
         """(B, feat_nc, h, w) -> (B, out_channels, h, w), to add to the label stem's output."""
         return self.conv(self.pad(features))
+
+
+class StyleTone(nn.Module):
+    """A style as a colour change of the output alone: per class c, a gain g and an offset b per
+    RGB channel, linear in the pixel's style features f, ``[g, b] = weight[c] @ f``, applied in
+    [0, 1] as ``x·(1 + g) + b`` (the form of ``training.datasets.class_colour_jitter``'s gains).
+    No bias, so zero features (no style) leave the image exactly as it is; zero-initialised, so
+    training starts from the untouched image."""
+
+    def __init__(self, label_nc: int, feat_nc: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(label_nc, 6, feat_nc))
+
+    def forward(self, image: Tensor, label_ids: Tensor, features: Tensor) -> Tensor:
+        """(B, 3, H, W) in [-1, 1], (B, H, W) int64 labelIds, (B, feat_nc, H, W) features ->
+        (B, 3, H, W) in [-1, 1]."""
+        params = torch.einsum("bhwof,bfhw->bohw", self.weight[label_ids.long()], features.to(self.weight.dtype))
+        return self._toned(image, params)
+
+    def table(self, vectors: Tensor) -> Tensor:
+        """(label_nc, feat_nc) per-class style vectors -> (label_nc, 6) gains and offsets: a
+        style's whole tone, for ``apply_table`` (a renderer computes it once per style)."""
+        return torch.einsum("cof,cf->co", self.weight, vectors.to(self.weight.dtype))
+
+    def apply_table(self, image: Tensor, label_ids: Tensor, table: Tensor) -> Tensor:
+        """``forward`` for per-class vectors, from their ``table``: one lookup per pixel."""
+        return self._toned(image, table[label_ids.long()].permute(0, 3, 1, 2))
+
+    @staticmethod
+    def _toned(image: Tensor, params: Tensor) -> Tensor:
+        gain, offset = params.to(image.dtype).split(3, dim=1)
+        # x·(1 + g) + b in [0, 1], written as a change of the [-1, 1] image so that g = b = 0
+        # returns it bit for bit.
+        return (image + (image + 1) * gain + 2 * offset).clamp(-1, 1)
 
 
 def feature_level(features: Tensor, level: int) -> Tensor:

@@ -97,6 +97,10 @@ class TrainConfig(SavedConfig):
     # Recolour each class per clip by up to this fraction (datasets.class_colour_jitter), so the
     # photo's colours reach the generator only through the style encoder. 0: off.
     colour_jitter: float = 0.0
+    # Where the styles' features enter (GeneratorConfig.style_input): "stems", beside the labels;
+    # "tone", a per-class colour change of the output only, added to a frozen model
+    # (styles_only), trained on single frames (the history a renderer feeds back is untoned).
+    style_input: str = "stems"
 
     # Curriculum
     # Temporal model only: for the first `frame_steps` clips its generator trains frame by frame
@@ -160,6 +164,9 @@ class TrainConfig(SavedConfig):
              "0 (no styles) .. 16")
         need(self, not self.styles_only or (self.feature_channels > 0 and self.init_from is not None),
              "styles_only", "false, or true with feature_channels > 0 and init_from (the model to add styles to)")
+        need(self, self.style_input in ("stems", "tone"), "style_input", "'stems' or 'tone'")
+        need(self, self.style_input == "stems" or (self.styles_only and self.temporal), "style_input",
+             "'stems', or 'tone' with styles_only on a temporal model (a tone is added to a frozen model)")
         need(self, 0 <= self.colour_jitter < 1 and (self.colour_jitter == 0 or self.feature_channels > 0),
              "colour_jitter", "in [0, 1), and 0 unless feature_channels > 0 (it trains styles)")
         need(self, isinstance(self.style_clusters, int) and 1 <= self.style_clusters <= 64, "style_clusters", "1..64")

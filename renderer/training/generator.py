@@ -32,7 +32,7 @@ from renderer.checkpoint import (
 from renderer.model.config import GeneratorConfig, preset, with_generator
 from renderer.model.generator import Vid2VidGenerator, build_generator
 from renderer.model.inputs import build_pyramid, one_hot_labels
-from renderer.model.style import FeatureEncoder, StyleStem, feature_level, pool_by_instance
+from renderer.model.style import FeatureEncoder, StyleStem, StyleTone, feature_level, pool_by_instance
 
 log = logging.getLogger(__name__)
 
@@ -77,15 +77,17 @@ class TrainableGenerator(nn.Module):
     @classmethod
     def build(cls, model: str = "lite", temporal: bool = True, init_from: str | None = None,
               seed: int | None = None, generator: str | None = None,
-              feature_channels: int = 0, styles_only: bool = False) -> "TrainableGenerator":
+              feature_channels: int = 0, styles_only: bool = False,
+              style_input: str = "stems") -> "TrainableGenerator":
         """From a preset / config.json (in design ``generator``, None: as given), optionally
         initialised from our or NVIDIA's checkpoint folder (whose design it keeps);
-        ``feature_channels`` > 0 adds a style encoder (docs/styles.md); ``styles_only`` (with
-        ``init_from``) trains nothing but it (``freeze_all_but_styles``)."""
+        ``feature_channels`` > 0 adds a style encoder (docs/styles.md) whose features enter as
+        ``style_input`` ("stems" or "tone", ``GeneratorConfig.style_input``); ``styles_only``
+        (with ``init_from``) trains nothing but it (``freeze_all_but_styles``)."""
         if init_from is None:
             config = resolve_model_config(model, temporal, generator)
             if feature_channels:
-                config = config.replace(feat_nc=feature_channels)
+                config = config.replace(feat_nc=feature_channels, style_input=style_input)
             return cls(build_generator(config, seed=seed), temporal)
         folder = Path(init_from)
         net = load_checkpoint(folder) if is_our_checkpoint(folder) else load_nvidia_checkpoint(folder)
@@ -94,8 +96,12 @@ class TrainableGenerator(nn.Module):
                              f"{generator!r}: leave --generator out to fine-tune it as it is")
         if not temporal and net.single_g is not None:
             net = _without_single(net)
-        if feature_channels and net.config.feat_nc != feature_channels:
-            net = _with_styles(net, feature_channels, seed, zero_stems=not styles_only)
+        if feature_channels and (net.config.feat_nc, net.config.style_input) != (feature_channels, style_input):
+            if net.config.feat_nc:
+                raise ValueError(f"--init-from {folder} already has styles ({net.config.feat_nc} feature "
+                                 f"channels into its {net.config.style_input}): train it with those, or "
+                                 "start from a model without styles")
+            net = _with_styles(net, feature_channels, seed, zero_stems=not styles_only, style_input=style_input)
         log.info("fine-tuning from %s", folder)
         trainable = cls(net.train(), temporal)
         if styles_only:
@@ -158,25 +164,33 @@ class TrainableGenerator(nn.Module):
         one forward, so that DistributedDataParallel sees the encoder's gradients too)."""
         active = self.num_scales if active_scales is None else active_scales
         features = None if style is None else self.style_features(*style)
+        # A tone styles only the frames the losses see; scale_images (the history) stay untoned,
+        # as the renderer keeps them.
+        chain = features if self.net.styles_enter_chain else None
         channels = self.label_channels
+        current = labels[:, -channels:]
+        label_ids = current[:, :self.config.label_nc].argmax(1)
+
+        def tone(image: Tensor | None) -> Tensor | None:
+            return None if image is None else self.net.tone(image, label_ids, features)
+
         if prev is None:
-            current = labels[:, -channels:]
             if self.temporal and not frame_by_frame:
-                image = self.net.first_frame(current[:, :self.config.label_nc], features)
-                return GeneratorOutput(image, None, None, None, build_pyramid(image, active)[::-1])
+                image = self.net.first_frame(current[:, :self.config.label_nc], chain)
+                return GeneratorOutput(tone(image), None, None, None, build_pyramid(image, active)[::-1])
             stack = current.repeat(1, self.n_frames, 1, 1)
             zeros = stack.new_zeros(stack.shape[0], self.config.prev_output_nc, *stack.shape[2:])
             outs = self._scales(stack, build_pyramid(zeros, active)[::-1], active, use_raw_only=True,
-                                features=features)
-            return GeneratorOutput(outs[-1].raw, None, None, None, [o.raw for o in outs])
+                                features=chain)
+            return GeneratorOutput(tone(outs[-1].raw), None, None, None, [o.raw for o in outs])
         if not self.temporal:
             raise ValueError("the frame-by-frame baseline takes no previous frames")
         prev_stacks = build_pyramid(prev, active)[::-1] if isinstance(prev, Tensor) else list(prev)
         if len(prev_stacks) != active:
             raise ValueError(f"expected previous outputs for {active} scales, got {len(prev_stacks)}")
-        outs = self._scales(labels, prev_stacks, active, use_raw_only=False, features=features)
+        outs = self._scales(labels, prev_stacks, active, use_raw_only=False, features=chain)
         out = outs[-1]
-        return GeneratorOutput(out.image, out.raw, out.flow, out.weight, [o.image for o in outs])
+        return GeneratorOutput(tone(out.image), tone(out.raw), out.flow, out.weight, [o.image for o in outs])
 
     def _scales(self, labels: Tensor, prev_stacks: list[Tensor], active: int, use_raw_only: bool,
                 features: Tensor | None = None):
@@ -206,8 +220,8 @@ class TrainableGenerator(nn.Module):
         return frozen
 
     def style_parameters(self) -> list[nn.Parameter]:
-        """The parameters that only styles use: the feature encoder and every style convolution."""
-        return [param for module in self.modules() if isinstance(module, (FeatureEncoder, StyleStem))
+        """The parameters that only styles use: the feature encoder, every style convolution, the tone."""
+        return [param for module in self.modules() if isinstance(module, (FeatureEncoder, StyleStem, StyleTone))
                 for param in module.parameters()]
 
     def freeze_all_but_styles(self) -> None:
@@ -243,14 +257,16 @@ def _without_single(net: Vid2VidGenerator) -> Vid2VidGenerator:
 
 
 def _with_styles(net: Vid2VidGenerator, feature_channels: int, seed: int | None,
-                 zero_stems: bool = True) -> Vid2VidGenerator:
+                 zero_stems: bool = True, style_input: str = "stems") -> Vid2VidGenerator:
     """``net`` with a style encoder added: its weights kept, the encoder freshly initialised and
     the new style stems zero (so that joint fine-tuning starts from exactly ``net``'s output) or,
     ``zero_stems=False``, initialised like the label stems: with ``net`` frozen the encoder learns
-    only through the stems, and zero stems would pass it no gradient."""
-    styled = build_generator(net.config.replace(feat_nc=feature_channels), seed=seed)
+    only through the stems, and zero stems would pass it no gradient. A tone (``style_input``
+    "tone") starts at zero, which is the identity and still passes the encoder a gradient."""
+    styled = build_generator(net.config.replace(feat_nc=feature_channels, style_input=style_input), seed=seed)
     missing, unexpected = styled.load_state_dict(net.state_dict(), strict=False)
-    new_keys = ("encoder.", "style_single.") + tuple(f"scales.{s}.style_stem." for s in range(len(net.scales)))
+    new_keys = ("encoder.", "style_single.", "style_tone.") + tuple(
+        f"scales.{s}.style_stem." for s in range(len(net.scales)))
     if unexpected or any(not key.startswith(new_keys) for key in missing):
         raise ValueError(f"cannot add styles to this generator: unexpected {unexpected}, missing {missing}")
     if zero_stems:

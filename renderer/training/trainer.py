@@ -193,7 +193,8 @@ class Trainer:
         self.generator = TrainableGenerator.build(config.model, temporal=config.temporal, init_from=config.init_from,
                                                   generator=config.generator,
                                                   feature_channels=config.feature_channels,
-                                                  styles_only=config.styles_only)
+                                                  styles_only=config.styles_only,
+                                                  style_input=config.style_input)
         self.sequences = sequences
         # Styles added to a frozen model keep its working size (NVIDIA folders record none).
         self.base_working_size = None
@@ -410,16 +411,21 @@ class Trainer:
                 counts[name] = counts.get(name, 0) + 1
 
         # The single-image generator on the clip's first frame; in the frame phase, the composite
-        # generator (temporal path off) on every frame.
+        # generator (temporal path off) on every frame. A tone trains on the single-image
+        # generator's frames alone, every frame of the clip: a temporal step starts from real
+        # frames, whose colours the frozen model warps forward, where a renderer's history is
+        # its own untoned output, so those steps would teach the tone too small a change.
+        tone_only = self.config.style_input == "tone"
         if self.config.temporal:
-            record(self._single_frame_step(labels[:, 0], rgb[:, 0], clip["regions"][:, 0], stage,
-                                           style=self._style(clip, 0)))
+            for t in range(length if tone_only else 1):
+                record(self._single_frame_step(labels[:, t], rgb[:, t], clip["regions"][:, t], stage,
+                                               style=self._style(clip, t)))
         if frame_phase:
             for t in range(length):
                 record(self._single_frame_step(labels[:, t], rgb[:, t], clip["regions"][:, t], stage,
                                                frame_by_frame=True, style=self._style(clip, t)))
 
-        if not frame_phase and length > self.config.real_first_frames:
+        if not frame_phase and not tone_only and length > self.config.real_first_frames:
             n_prev = self.generator.n_frames - 1
             active = stage.active_scales
             outputs: list[torch.Tensor] = [rgb[:, t] for t in range(self.config.real_first_frames)]
@@ -565,7 +571,7 @@ class Trainer:
         values[prefix + "PSNR"] = psnr_tensor(fake.detach(), real)
         if d_loss is not None:
             values[prefix + "D_image"] = d_loss
-        if frame_by_frame:
+        if frame_by_frame or self.config.style_input == "tone":
             self._last_sample = (real.detach().unsqueeze(1), fake.detach().unsqueeze(1))
         return values
 

@@ -100,15 +100,15 @@ def test_world_transport_and_metrics_benches_run_as_subcommands_and_modules(tmp_
 
 
 @pytest.mark.slow
-def test_stage_bench_times_every_stage_and_the_run_end_to_end(tiny_checkpoint: Path, tmp_path: Path) -> None:
+def test_stage_bench_times_every_stage_and_the_run_end_to_end(tiny_style_checkpoint: Path, tmp_path: Path) -> None:
     out = tmp_path / "stages.json"
-    done = run(["bench-stages", "--checkpoint", str(tiny_checkpoint), "--device", "cpu", "--sizes", "64x32",
+    done = run(["bench-stages", "--checkpoint", str(tiny_style_checkpoint), "--device", "cpu", "--sizes", "64x32",
                 "--frames", "2", "--render-frames", "2", "--e2e-frames", "3", "--no-cpu-split", "--threads", "1",
                 "--json", str(out)])
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[0].startswith("size | world | remap | adapt | transport | render")
     figures = json.loads(out.read_text())["sizes"][0]
     assert figures["size"] == "64x32" and figures["cpu_split"] is None
-    for key in ("world_ms", "remap_ms", "adapt_ms", "transport_ms", "render_ms", "display_ms", "record_ms", "e2e_fps",
-                "worker_alone_fps"):
+    for key in ("world_ms", "remap_ms", "adapt_ms", "transport_ms", "render_ms", "render_style_0_ms", "display_ms",
+                "record_ms", "e2e_fps", "worker_alone_fps"):
         assert figures[key] > 0, key

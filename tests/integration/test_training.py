@@ -280,3 +280,50 @@ def test_styles_only_trains_the_style_parts_and_renders_as_the_model_without_a_s
     styled.apply_style(StyleChoice(vectors=np.random.default_rng(0).uniform(-1, 1, (35, 3)).astype(np.float32)))
     plain.reset()
     assert not np.array_equal(plain.step(labels), styled.step(labels))
+
+
+@pytest.mark.slow
+def test_a_tone_added_to_a_frozen_model_trains_on_single_frames_and_leaves_its_frames_alone(
+        tiny_dataset, tiny_model, tmp_path) -> None:
+    """`train --styles-only --style-input tone`: only the encoder and the tone learn, on the
+    single-image generator's frames (no temporal step); the result renders M's own frames without a
+    style, and with one the same frames with each class's colour changed."""
+    import numpy as np
+
+    from renderer.checkpoint import read_weights, save_checkpoint
+    from renderer.loading import load_renderer
+    from renderer.model import build_generator
+    from renderer.protocol import StyleChoice
+
+    base = save_checkpoint(build_generator(TINY, seed=1), tmp_path / "base")
+    no_gan = LossWeights(l1=10.0, gan=0.0, feature_matching=0.0, temporal_gan=0.0, temporal_feature_matching=0.0,
+                         region_colour=20.0)
+    with pytest.raises(ConfigError, match="style_input"):
+        _config(tiny_dataset, tiny_model, tmp_path / "bad", feature_channels=3, style_input="tone")
+    config = _config(tiny_dataset, tiny_model, tmp_path / "toned", init_from=str(base), feature_channels=3,
+                     styles_only=True, style_input="tone", style_clusters=2, weights=no_gan, lr=5e-2, steps=3,
+                     use_vgg=False, colour_jitter=0.5)
+    trainer = Trainer(config)
+    history = trainer.train(progress=False)
+    trainer.close()
+    # Every frame of each clip trains the single-image generator's output; nothing temporal runs.
+    assert all(set(record.values) == {"S_G_L1", "S_G_Region", "S_G_total", "S_PSNR"} for record in history)
+
+    folder = tmp_path / "toned" / "generator"
+    before, after = read_weights(base / "model.safetensors"), read_weights(folder / "model.safetensors")
+    assert all(torch.equal(before[key], after[key]) for key in before)
+    assert {key.split(".")[0] for key in set(after) - set(before)} == {"encoder", "style_tone"}
+    assert after["style_tone.weight"].abs().sum() > 0
+    assert json.loads((folder / "config.json").read_text())["generator"]["style_input"] == "tone"
+
+    toned, plain = load_renderer(folder, size=(64, 32)), load_renderer(base, size=(64, 32))
+    labels = np.full((32, 64), 7, np.uint8)
+    labels[:12] = 23
+    labels[16:26, 8:28] = 26
+    for _ in range(3):
+        assert np.array_equal(plain.step(labels), toned.step(labels))
+    toned.apply_style(StyleChoice(index=1))
+    plain.reset()
+    shown = [toned.step(labels).astype(int) for _ in range(3)]
+    own = [plain.step(labels).astype(int) for _ in range(3)]
+    assert all(np.abs(a - b).mean() > 0.5 for a, b in zip(shown, own))

@@ -46,3 +46,7 @@ def test_train_cli_trains_and_rejects_bad_sizes(tmp_path) -> None:
     bad = _run("train", "--data", str(data), "--out", str(tmp_path / "bad"), "--size", "60x30")
     assert bad.returncode != 0
     assert "crop_width" in bad.stderr and "multiple of 8" in bad.stderr
+    # A tone is added to a frozen model: asked for without --styles-only, one line says so.
+    tone = _run(*common, "--steps", "1", "--feature-channels", "3", "--style-input", "tone")
+    assert tone.returncode == 2 and "Traceback" not in tone.stderr
+    assert "style_input" in tone.stderr and "styles_only" in tone.stderr

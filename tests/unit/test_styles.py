@@ -139,7 +139,7 @@ def test_bundled_models_carry_styles_and_render_as_before_without_one(name: str,
     renderer = load_renderer(name, size=(128, 64))
     assert renderer.generator.has_styles and renderer.style_bank is not None and renderer.style_bank.frozen_base
     assert renderer.style_bank.k >= 4
-    plain = build_generator(renderer.generator.config.replace(feat_nc=0))
+    plain = build_generator(renderer.generator.config.replace(feat_nc=0, style_input="stems"))
     weights = read_weights(resolve_checkpoint(name) / "model.safetensors")
     plain.load_state_dict({key: value for key, value in weights.items() if key in plain.state_dict()}, strict=True)
     plain_renderer = load_renderer(save_checkpoint(plain, tmp_path / "plain"), size=(128, 64))
@@ -307,3 +307,65 @@ def test_styles_reach_a_spade_generator_and_its_first_frames() -> None:
     styled.set_style(rng.uniform(-1, 1, (35, 3)).astype(np.float32))
     for _ in range(3):
         assert np.array_equal(plain.step(labels, instances), styled.step(labels, instances))
+
+
+TONED = STYLED.replace(style_input="tone")
+
+
+def test_a_tone_adds_only_its_weight_and_is_refused_without_features() -> None:
+    plain = build_generator(TONED.replace(feat_nc=0, style_input="stems"))
+    toned = build_generator(TONED)
+    new = set(toned.state_dict()) - set(plain.state_dict())
+    assert "style_tone.weight" in new and all(k.startswith(("encoder.", "style_tone.")) for k in new)
+    assert not toned.styles_enter_chain and toned.has_styles
+    assert GeneratorConfig.from_dict(TONED.to_dict()) == TONED
+    assert "style_input" not in STYLED.to_dict()  # checkpoints with stems write what they wrote before
+    with pytest.raises(ConfigError, match="style_input"):
+        GeneratorConfig(style_input="tone").validate()
+    with pytest.raises(ValueError, match="tone"):
+        toned.first_frame(torch.zeros(1, 35, 32, 64), torch.zeros(1, 3, 32, 64))
+
+
+def test_a_tone_is_a_gain_and_offset_per_class_linear_in_the_features() -> None:
+    from renderer.model.style import StyleTone
+
+    tone = StyleTone(35, 3)
+    labels, _ = _scene()
+    label_ids = torch.from_numpy(labels).long()[None]
+    image = torch.rand(1, 3, 32, 64) * 1.6 - 0.8
+    vectors = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (35, 3)).astype(np.float32))
+    features = features_from_vectors(vectors, label_ids)
+    assert torch.equal(tone(image, label_ids, features), image)  # zero-initialised: the identity
+    with torch.no_grad():
+        tone.weight.normal_(0, 0.2, generator=torch.Generator().manual_seed(0))
+        out = tone(image, label_ids, features)
+        assert torch.equal(tone(image, label_ids, torch.zeros_like(features)), image)  # no style, no change
+    for label in (ROAD, SKY, CAR):
+        gain, offset = (tone.weight[label] @ vectors[label]).split(3)
+        mask = label_ids[0] == label
+        expected = ((image[0][:, mask] + 1) / 2 * (1 + gain[:, None]) + offset[:, None]).clamp(0, 1) * 2 - 1
+        assert torch.allclose(out[0][:, mask], expected, atol=1e-6)
+
+
+def test_a_tone_recolours_the_frames_and_leaves_the_motion_alone() -> None:
+    """With a tone, every frame is the model's own untoned frame with the style's colour change:
+    the history it feeds back stays untoned, so the motion is exactly the model's without a style."""
+    net = build_generator(TONED, seed=2).eval()
+    with torch.no_grad():
+        net.style_tone.weight.normal_(0, 0.3, generator=torch.Generator().manual_seed(1))
+    labels, instances = _scene()
+    rng = np.random.default_rng(3)
+    plain, toned = SequentialRenderer(net, size=(64, 32)), SequentialRenderer(net, size=(64, 32))
+    vectors = rng.uniform(-1, 1, (35, 3)).astype(np.float32)
+    toned.set_style(vectors)
+    label_ids = torch.from_numpy(labels).long()[None]
+    features = features_from_vectors(torch.from_numpy(vectors), label_ids)
+    for step in range(4):
+        shifted = np.roll(labels, 2 * step, axis=1)  # moving labels, so the history matters
+        ids = torch.from_numpy(shifted).long()[None]
+        own = plain.step_tensor(ids, torch.from_numpy(np.roll(instances, 2 * step, axis=1)).long()[None])
+        shown = toned.step_tensor(ids, torch.from_numpy(np.roll(instances, 2 * step, axis=1)).long()[None])
+        expected = net.tone(own, ids, features_from_vectors(torch.from_numpy(vectors), ids))
+        assert torch.allclose(shown, expected, atol=1e-6)  # the renderer's per-class table: the same tone
+        assert (shown - own).abs().mean() > 0.02
+    assert features.shape == (1, 3, 32, 64)
