@@ -21,6 +21,7 @@ LabelPyramid = Literal["avg", "nearest"]
 GeneratorKind = Literal["nvidia", "spade"]
 StyleInput = Literal["stems", "tone"]
 GENERATOR_KINDS: tuple[str, ...] = get_args(GeneratorKind)
+STYLE_INPUTS: tuple[str, ...] = get_args(StyleInput)
 
 # Bounds are generous (NVIDIA's largest street model: ngf 128, 3 downsamplings, 9 blocks, 3
 # scales) but keep a hostile or mistyped config.json from building a model that cannot fit in

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from renderer.model.config import GENERATOR_KINDS
+from renderer.model.config import GENERATOR_KINDS, STYLE_INPUTS
 from renderer.training.losses import GANLoss, LossWeights
 
 
@@ -164,7 +164,7 @@ class TrainConfig(SavedConfig):
              "0 (no styles) .. 16")
         need(self, not self.styles_only or (self.feature_channels > 0 and self.init_from is not None),
              "styles_only", "false, or true with feature_channels > 0 and init_from (the model to add styles to)")
-        need(self, self.style_input in ("stems", "tone"), "style_input", "'stems' or 'tone'")
+        need(self, self.style_input in STYLE_INPUTS, "style_input", f"one of {', '.join(STYLE_INPUTS)}")
         need(self, self.style_input == "stems" or (self.styles_only and self.temporal), "style_input",
              "'stems', or 'tone' with styles_only on a temporal model (a tone is added to a frozen model)")
         need(self, 0 <= self.colour_jitter < 1 and (self.colour_jitter == 0 or self.feature_channels > 0),

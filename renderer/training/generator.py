@@ -169,10 +169,12 @@ class TrainableGenerator(nn.Module):
         chain = features if self.net.styles_enter_chain else None
         channels = self.label_channels
         current = labels[:, -channels:]
-        label_ids = current[:, :self.config.label_nc].argmax(1)
+        # The current frame's labelIds, which only a tone needs (not every forward of every model).
+        label_ids = (current[:, :self.config.label_nc].argmax(1)
+                     if features is not None and not self.net.styles_enter_chain else None)
 
         def tone(image: Tensor | None) -> Tensor | None:
-            return None if image is None else self.net.tone(image, label_ids, features)
+            return image if image is None or label_ids is None else self.net.tone(image, label_ids, features)
 
         if prev is None:
             if self.temporal and not frame_by_frame:

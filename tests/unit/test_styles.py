@@ -358,14 +358,11 @@ def test_a_tone_recolours_the_frames_and_leaves_the_motion_alone() -> None:
     plain, toned = SequentialRenderer(net, size=(64, 32)), SequentialRenderer(net, size=(64, 32))
     vectors = rng.uniform(-1, 1, (35, 3)).astype(np.float32)
     toned.set_style(vectors)
-    label_ids = torch.from_numpy(labels).long()[None]
-    features = features_from_vectors(torch.from_numpy(vectors), label_ids)
     for step in range(4):
-        shifted = np.roll(labels, 2 * step, axis=1)  # moving labels, so the history matters
-        ids = torch.from_numpy(shifted).long()[None]
-        own = plain.step_tensor(ids, torch.from_numpy(np.roll(instances, 2 * step, axis=1)).long()[None])
-        shown = toned.step_tensor(ids, torch.from_numpy(np.roll(instances, 2 * step, axis=1)).long()[None])
+        # Moving labels, so the history matters.
+        ids = torch.from_numpy(np.roll(labels, 2 * step, axis=1)).long()[None]
+        instance_ids = torch.from_numpy(np.roll(instances, 2 * step, axis=1)).long()[None]
+        own, shown = plain.step_tensor(ids, instance_ids), toned.step_tensor(ids, instance_ids)
         expected = net.tone(own, ids, features_from_vectors(torch.from_numpy(vectors), ids))
         assert torch.allclose(shown, expected, atol=1e-6)  # the renderer's per-class table: the same tone
         assert (shown - own).abs().mean() > 0.02
-    assert features.shape == (1, 3, 32, 64)
