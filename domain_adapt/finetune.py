@@ -34,11 +34,12 @@ import torch
 
 from carla_neural.label_transform import LabelTransform, TransformConfigError, load_transform_config
 from domain_adapt.adapt_config import AdaptConfig
-from domain_adapt.adapt_losses import anchor_terms, flow_trust_mask, segmentation_loss
+from domain_adapt.adapt_losses import anchor_terms, flow_trust_mask
 from domain_adapt.sequences import GapInputError, find_sequences
 from renderer.checkpoint import CheckpointError, is_our_checkpoint, read_config
 from renderer.checkpoint_ref import resolve_checkpoint
 from renderer.segmenter import load_segmenter
+from renderer.segmenter.loss import segmentation_loss
 from renderer.segmenter.model import Segmenter
 from renderer.styles import STYLES_FILE, styles_on_frozen_base
 from renderer.training.datasets import (

@@ -68,6 +68,12 @@ from carla_neural.cli.options import WxH, threads_option
 @click.option("--l1", type=click.FloatRange(min=0), default=None, help="Weight of an L1 image term (vid2vid: 0).")
 @click.option("--region-colour", type=click.FloatRange(min=0), default=None,
               help="Weight of an L1 term on each region's mean colour (default 0), aimed at styles' per-class colour.")
+@click.option("--segmentation", type=click.FloatRange(min=0), default=None,
+              help="Weight of a semantic term (default 0): a frozen teacher segmenter (--seg-teacher) must "
+                   "read the input labels in the output.")
+@click.option("--seg-teacher", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Segmenter folder for --segmentation (carla-neural train-segmenter). Use one trained apart "
+                   "from the bundled segmenter, which scores segmentation consistency.")
 @click.option("--colour-jitter", type=click.FloatRange(min=0, max=1, max_open=True), default=None,
               help="Styles: recolour each class per clip by up to this fraction (default 0), so that the "
                    "photo's colours reach the generator only through the style encoder.")
@@ -107,7 +113,7 @@ def command(datasets: tuple[str, ...], out: Path, config_file: Path | None, thre
             values["resume"] = not value
         elif name == "no_amp":
             values["amp"] = not value
-        elif name in ("l1", "region_colour"):
+        elif name in ("l1", "region_colour", "segmentation"):
             weights = values.get("weights") or {}
             weights = dataclasses.asdict(weights) if isinstance(weights, LossWeights) else dict(weights)
             weights[name] = value

@@ -134,6 +134,9 @@ class TrainConfig(SavedConfig):
     d_scales: int = 2
     temporal_strides: int = 2
     temporal_frames: int = 3
+    # A segmenter folder (renderer.segmenter) for weights.segmentation. Train it apart from the one
+    # that scores segmentation consistency, or that figure stops being an independent check.
+    seg_teacher: str | None = None
 
     # Engineering
     out_dir: str = "runs/train"
@@ -201,6 +204,8 @@ class TrainConfig(SavedConfig):
         need(self, self.log_every >= 1 and self.save_every >= 1 and self.image_every >= 1, "log_every",
              "log_every, image_every and save_every all >= 1")
         check_weights(self.weights)
+        need(self, (self.weights.segmentation > 0) == (self.seg_teacher is not None), "seg_teacher",
+             "a segmenter folder exactly when weights.segmentation > 0 (the teacher of that term)")
         w = self.weights
         if not w.gan + w.feature_matching + w.l1 + (w.vgg if self.use_vgg else 0.0) > 0:
             raise ConfigError("config fields 'weights.gan', 'weights.feature_matching', 'weights.l1' and "

@@ -297,6 +297,10 @@ class ClipDataset(Dataset):
         span = (self._clip_length - 1) * self.t_step + 1
         return sum(len(s) - span + 1 for s in self._usable)
 
+    def frame_width(self) -> int:
+        """Width in pixels of the frames crops are cut from (the load size of the first sequence)."""
+        return int(self._resized_frame(self._usable[0], 0)[0].shape[1])
+
     def _out_size(self, width: int, height: int) -> tuple[int, int]:
         if self.load_width is None or self.load_width == width:
             return width, height

@@ -38,6 +38,9 @@ class LossWeights:
     # Not vid2vid's: L1 between each region's mean colour in the output and in the photo, a signal
     # for styles' per-class colour that per-pixel terms mix with texture (docs/styles.md, probes).
     region_colour: float = 0.0
+    # Not vid2vid's: cross-entropy of a frozen teacher segmenter (TrainConfig.seg_teacher) on the
+    # output against the input labels, a signal for the layout (a building read as a building).
+    segmentation: float = 0.0
 
 
 class GANLoss:

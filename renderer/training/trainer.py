@@ -43,6 +43,8 @@ from renderer.model.inputs import build_pyramid
 from renderer.checkpoint import is_our_checkpoint, read_config
 from renderer.engines.hardware import precision_support
 from renderer.model.style import region_ids
+from renderer.segmenter.checkpoint import BUNDLED_DIR, load_segmenter, segmenter_folder
+from renderer.segmenter.loss import segmentation_loss
 from renderer.styles import STYLES_ADDED_TO
 from renderer.training.generator import GeneratorOutput, TrainableGenerator
 from renderer.training.losses import (
@@ -221,6 +223,17 @@ class Trainer:
         self.vgg = build_vgg_loss(config.vgg_weights, config.use_vgg and config.weights.vgg > 0)
         if self.vgg is not None:
             self.vgg.to(self.device)
+        self.seg_teacher, self.frame_width = None, 0
+        if config.seg_teacher is not None:
+            try:
+                teacher = load_segmenter(config.seg_teacher, self.device)
+            except ValueError as err:  # CheckpointError included
+                raise ValueError(f"seg_teacher: {err}") from None
+            if segmenter_folder(config.seg_teacher).resolve() == BUNDLED_DIR.resolve():
+                log.warning("seg_teacher is the bundled segmenter, which also scores segmentation "
+                            "consistency (evaluate, compare): that figure is no longer an independent check")
+            self.seg_teacher = teacher.requires_grad_(False)
+            self.frame_width = self.dataset.frame_width()
 
         betas = (config.beta1, config.beta2)
         self.opt_g = torch.optim.Adam([p for p in self.generator.parameters() if p.requires_grad],
@@ -312,7 +325,8 @@ class Trainer:
         labels = self.generator.encode_labels(label_ids.flatten(0, 1), edges.flatten(0, 1))
         labels = labels.view(bsz, length, *labels.shape[1:])
         return {"labels": labels, "rgb": rgb, "flow": flow, "has_flow": batch["has_flow"].to(self.device),
-                "regions": region_ids(label_ids, instance_ids)}
+                "regions": region_ids(label_ids, instance_ids), "label_ids": label_ids,
+                "frame_width": self.frame_width // factor}
 
     def _style(self, clip: dict[str, torch.Tensor], t: int) -> tuple[torch.Tensor, torch.Tensor] | None:
         """Frame t's style source (real frame, region ids) for a model with styles, else None."""
@@ -418,12 +432,10 @@ class Trainer:
         tone_only = self.config.style_input == "tone"
         if self.config.temporal:
             for t in range(length if tone_only else 1):
-                record(self._single_frame_step(labels[:, t], rgb[:, t], clip["regions"][:, t], stage,
-                                               style=self._style(clip, t)))
+                record(self._single_frame_step(clip, t, stage))
         if frame_phase:
             for t in range(length):
-                record(self._single_frame_step(labels[:, t], rgb[:, t], clip["regions"][:, t], stage,
-                                               frame_by_frame=True, style=self._style(clip, t)))
+                record(self._single_frame_step(clip, t, stage, frame_by_frame=True))
 
         if not frame_phase and not tone_only and length > self.config.real_first_frames:
             n_prev = self.generator.n_frames - 1
@@ -459,6 +471,9 @@ class Trainer:
                         terms["G_L1"] = masked_l1(fake, real_t)
                     if weights.region_colour > 0:
                         terms["G_Region"] = region_colour_loss(fake, real_t, clip["regions"][:, t])
+                    if self.seg_teacher is not None:
+                        terms["G_Seg"] = segmentation_loss(self.seg_teacher, fake, clip["label_ids"][:, t],
+                                                           clip["frame_width"])
                     if out.flow is not None:
                         terms["F_Flow"] = flow_loss(out.flow, ref_flow, conf) / (2 ** (stage.active_scales - 1))
                         terms["F_Warp"] = flow_warp_loss(out.flow, real_prev, real_t, conf)
@@ -502,7 +517,7 @@ class Trainer:
         weights = self.config.weights
         factor = {
             "G_GAN": weights.gan, "G_FM": weights.feature_matching, "G_VGG": weights.vgg, "G_L1": weights.l1,
-            "G_Region": weights.region_colour,
+            "G_Region": weights.region_colour, "G_Seg": weights.segmentation,
             "F_Flow": weights.flow, "F_Warp": weights.flow_warp, "G_Warp": weights.output_warp,
             "W": weights.occlusion_weight,
         }
@@ -541,17 +556,17 @@ class Trainer:
         self._backward_step(loss, self.opt_dt)
         return loss.item()
 
-    def _single_frame_step(self, labels_t: torch.Tensor, real: torch.Tensor, regions: torch.Tensor,
-                           stage: SpatialStage, frame_by_frame: bool = False,
-                           style: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, float]:
-        """pix2pixHD-style step on one frame: the single-image generator (a temporal model's first
-        frames), or with `frame_by_frame` the composite generator with its temporal path off.
-        `regions` (B, H, W) int64 region ids feed the region-colour term."""
+    def _single_frame_step(self, clip: dict[str, torch.Tensor], t: int, stage: SpatialStage,
+                           frame_by_frame: bool = False) -> dict[str, float]:
+        """pix2pixHD-style step on frame t of a prepared clip (`_prepare`): the single-image generator
+        (a temporal model's first frames), or with `frame_by_frame` the composite generator with its
+        temporal path off."""
+        labels_t, real, regions = clip["labels"][:, t], clip["rgb"][:, t], clip["regions"][:, t]
         if not frame_by_frame and not self.generator.has_single:
             return {}
         self.opt_g.zero_grad(set_to_none=True)
         with self._autocast():
-            fake = self.g_ddp(labels_t, None, stage.active_scales, frame_by_frame, style=style).image
+            fake = self.g_ddp(labels_t, None, stage.active_scales, frame_by_frame, style=self._style(clip, t)).image
             terms: dict[str, torch.Tensor] = {}
             if self.uses_image_d:
                 terms["G_GAN"], terms["G_FM"] = self._image_gan_terms(labels_t, real, fake)
@@ -561,6 +576,8 @@ class Trainer:
                 terms["G_L1"] = masked_l1(fake, real)
             if self.config.weights.region_colour > 0:
                 terms["G_Region"] = region_colour_loss(fake, real, regions)
+            if self.seg_teacher is not None:
+                terms["G_Seg"] = segmentation_loss(self.seg_teacher, fake, clip["label_ids"][:, t], clip["frame_width"])
             total = self._weighted_total(terms)
         self._backward_step(total, self.opt_g)
         d_loss = self._d_step(labels_t, real, [fake]) if self.uses_image_d else None

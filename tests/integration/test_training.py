@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -134,6 +135,50 @@ def test_discriminator_warm_up_keeps_the_generator_still_while_the_discriminator
     assert any(not torch.equal(g_warm[k], v) for k, v in trainer.generator.state_dict().items())
     with pytest.raises(ConfigError, match="d_warmup_steps"):
         _config(tiny_dataset, tiny_model, tmp_path / "x", steps=3, d_warmup_steps=3)
+
+
+def test_a_teacher_segmenter_term_teaches_the_generator_the_layout(two_colour_dataset, two_colour_segmenter,
+                                                                   tiny_model, tmp_path) -> None:
+    """weights.segmentation alone: the frozen teacher's cross-entropy falls, and the trained model's
+    frames read as their labels to it, where the untrained model's do not."""
+    from renderer.checkpoint import save_checkpoint
+    from renderer.loading import load_renderer
+    from renderer.model import build_generator
+    from renderer.segmenter import label_ids_to_train_ids, load_segmenter, predict_train_ids
+
+    # The photos' colours must not reach the generator by any other term: L1 only as a token weight.
+    semantic = LossWeights(l1=1e-6, gan=0.0, feature_matching=0.0, temporal_gan=0.0, temporal_feature_matching=0.0,
+                           flow=0.0, flow_warp=0.0, output_warp=0.0, segmentation=1.0)
+    values = dict(steps=30, lr=5e-3, decay_start=30, clip_length=3, max_clip_length=3, weights=semantic,
+                  use_vgg=False, save_every=100, load_width=64)
+    with pytest.raises(ConfigError, match="seg_teacher"):
+        _config(two_colour_dataset, tiny_model, tmp_path / "bad", **values)
+    with pytest.raises(ConfigError, match="seg_teacher"):
+        _config(two_colour_dataset, tiny_model, tmp_path / "bad", seg_teacher=str(two_colour_segmenter))
+    with pytest.raises(ValueError, match="seg_teacher: .*not a segmenter folder"):
+        Trainer(_config(two_colour_dataset, tiny_model, tmp_path / "bad", seg_teacher=str(tmp_path), **values))
+
+    config = _config(two_colour_dataset, tiny_model, tmp_path / "sem", seg_teacher=str(two_colour_segmenter), **values)
+    trainer = Trainer(config)
+    assert trainer.frame_width == 64  # the frames crops come from: the teacher's own scale
+    history = trainer.train(progress=False)
+    trainer.close()
+    temporal = [record.values["G_Seg"] for record in history]
+    assert all("S_G_Seg" in record.values for record in history)
+    assert sum(temporal[-5:]) / 5 < 0.5 * sum(temporal[:5]) / 5, temporal
+
+    teacher = load_segmenter(two_colour_segmenter)
+    labels = np.full((32, 64), 7, np.uint8)  # road below ...
+    labels[:, 40:] = 23  # ... sky, as the two-colour frames split them
+    target = label_ids_to_train_ids(labels)
+
+    def accuracy(folder: Path) -> float:
+        renderer = load_renderer(str(folder), engine="torch", device="cpu", size=(64, 32))
+        frames = [renderer.step(labels) for _ in range(3)]
+        return float(np.mean([(p == target).mean() for p in predict_train_ids(teacher, frames)]))
+
+    base = save_checkpoint(build_generator(TINY, seed=0), tmp_path / "untrained")
+    assert accuracy(tmp_path / "sem" / "generator") > 0.9 > accuracy(base)
 
 
 def test_frame_steps_must_leave_temporal_clips(tiny_dataset, tiny_model, tmp_path) -> None:

@@ -23,7 +23,7 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
-def test_train_cli_trains_and_rejects_bad_sizes(tmp_path) -> None:
+def test_train_cli_trains_and_rejects_bad_sizes(tmp_path, two_colour_segmenter) -> None:
     data = tmp_path / "data"
     export_dataset(ExportConfig(out=str(data), world="builtin", sequences=1, frames=5, width=64, height=32, seed=2,
                                 warmup=2))
@@ -32,7 +32,8 @@ def test_train_cli_trains_and_rejects_bad_sizes(tmp_path) -> None:
     out = tmp_path / "run"
     common = ["train", "--data", str(data), "--out", str(out), "--model", str(model), "--size", "64x32",
               "--clip-length", "3", "--max-clip-length", "3", "--device", "cpu", "--l1", "10"]
-    first = _run(*common, "--steps", "1", "--no-amp", "--region-colour", "5")
+    first = _run(*common, "--steps", "1", "--no-amp", "--region-colour", "5", "--segmentation", "2",
+                 "--seg-teacher", str(two_colour_segmenter))
     assert first.returncode == 0, first.stderr
     assert "trained steps 0..1" in first.stdout
     assert (out / "generator" / "model.safetensors").is_file()
@@ -42,6 +43,8 @@ def test_train_cli_trains_and_rejects_bad_sizes(tmp_path) -> None:
     assert saved["weights"]["region_colour"] == 5.0
     logged = json.loads((out / "train_log.jsonl").read_text().splitlines()[-1])
     assert logged["G_Region"] > 0 and logged["S_G_Region"] > 0
+    assert saved["weights"]["segmentation"] == 2.0 and saved["seg_teacher"] == str(two_colour_segmenter)
+    assert logged["G_Seg"] > 0 and logged["S_G_Seg"] > 0
 
     bad = _run("train", "--data", str(data), "--out", str(tmp_path / "bad"), "--size", "60x30")
     assert bad.returncode != 0
@@ -50,3 +53,7 @@ def test_train_cli_trains_and_rejects_bad_sizes(tmp_path) -> None:
     tone = _run(*common, "--steps", "1", "--feature-channels", "3", "--style-input", "tone")
     assert tone.returncode == 2 and "Traceback" not in tone.stderr
     assert "style_input" in tone.stderr and "styles_only" in tone.stderr
+    # A semantic term needs its teacher, named with the field to set.
+    teacherless = _run(*common, "--steps", "1", "--segmentation", "1")
+    assert teacherless.returncode == 2 and "Traceback" not in teacherless.stderr
+    assert "seg_teacher" in teacherless.stderr and "segmenter folder" in teacherless.stderr
