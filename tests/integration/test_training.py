@@ -149,7 +149,7 @@ def test_a_teacher_segmenter_term_teaches_the_generator_the_layout(two_colour_da
     # The photos' colours must not reach the generator by any other term: L1 only as a token weight.
     semantic = LossWeights(l1=1e-6, gan=0.0, feature_matching=0.0, temporal_gan=0.0, temporal_feature_matching=0.0,
                            flow=0.0, flow_warp=0.0, output_warp=0.0, segmentation=1.0)
-    values = dict(steps=30, lr=5e-3, decay_start=30, clip_length=3, max_clip_length=3, weights=semantic,
+    values = dict(steps=60, lr=2e-3, decay_start=60, clip_length=3, max_clip_length=3, weights=semantic,
                   use_vgg=False, save_every=100, load_width=64)
     with pytest.raises(ConfigError, match="seg_teacher"):
         _config(two_colour_dataset, tiny_model, tmp_path / "bad", **values)
