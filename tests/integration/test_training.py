@@ -168,8 +168,8 @@ def test_a_teacher_segmenter_term_teaches_the_generator_the_layout(two_colour_da
     assert sum(temporal[-5:]) / 5 < 0.5 * sum(temporal[:5]) / 5, temporal
 
     teacher = load_segmenter(two_colour_segmenter)
-    labels = np.full((32, 64), 7, np.uint8)  # road below ...
-    labels[:, 40:] = 23  # ... sky, as the two-colour frames split them
+    labels = np.full((32, 64), 7, np.uint8)  # road on the left ...
+    labels[:, 40:] = 23  # ... sky from column 40, as the two-colour frames split them
     target = label_ids_to_train_ids(labels)
 
     def accuracy(folder: Path) -> float:
