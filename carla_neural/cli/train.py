@@ -71,9 +71,10 @@ from carla_neural.cli.options import WxH, threads_option
 @click.option("--segmentation", type=click.FloatRange(min=0), default=None,
               help="Weight of a semantic term (default 0): a frozen teacher segmenter (--seg-teacher) must "
                    "read the input labels in the output.")
-@click.option("--seg-teacher", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Segmenter folder for --segmentation (carla-neural train-segmenter). Use one trained apart "
-                   "from the bundled segmenter, which scores segmentation consistency.")
+@click.option("--seg-teacher", type=click.Path(exists=True, file_okay=False), multiple=True,
+              help="Segmenter folder for --segmentation (carla-neural train-segmenter); repeat it for an ensemble "
+                   "whose losses are averaged. Use ones trained apart from the bundled segmenter, which scores "
+                   "segmentation consistency.")
 @click.option("--colour-jitter", type=click.FloatRange(min=0, max=1, max_open=True), default=None,
               help="Styles: recolour each class per clip by up to this fraction (default 0), so that the "
                    "photo's colours reach the generator only through the style encoder.")
@@ -99,7 +100,7 @@ def command(datasets: tuple[str, ...], out: Path, config_file: Path | None, thre
     values["out_dir"] = str(out)
     renames = {"init_from": "init_from", "workers": "num_workers"}
     for name, value in options.items():
-        if value is None:
+        if value is None or value == ():
             continue
         if name == "size":
             values["crop_width"], values["crop_height"] = value
@@ -107,6 +108,8 @@ def command(datasets: tuple[str, ...], out: Path, config_file: Path | None, thre
             values["val_sequences"] = [n.strip() for n in value.split(",") if n.strip()]
         elif name == "baseline":
             values["temporal"] = not value
+        elif name == "seg_teacher":
+            values["seg_teacher"] = value[0] if len(value) == 1 else list(value)
         elif name == "no_vgg":
             values["use_vgg"] = not value
         elif name == "no_resume":

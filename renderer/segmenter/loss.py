@@ -3,6 +3,8 @@ frames against the label maps they came from (vid2vid training with a teacher, d
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 
@@ -37,3 +39,14 @@ def segmentation_loss(segmenter: Segmenter, fake: torch.Tensor, label_ids: torch
     if bool((target == IGNORE).all()):
         return logits.sum() * 0.0  # nothing to score, but keep the graph for one backward per step
     return F.cross_entropy(logits, target, ignore_index=IGNORE)
+
+
+def ensemble_segmentation_loss(segmenters: Sequence[Segmenter], fake: torch.Tensor, label_ids: torch.Tensor,
+                               frame_width: int) -> torch.Tensor:
+    """The mean of `segmentation_loss` over several frozen segmenters (shapes as there): a scalar.
+
+    A pattern that only one network reads as a class earns a fraction of the reward, so the
+    generator is pushed towards what segmenters in general read.
+    """
+    losses = [segmentation_loss(s, fake, label_ids, frame_width) for s in segmenters]
+    return torch.stack(losses).mean()

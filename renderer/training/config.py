@@ -134,9 +134,11 @@ class TrainConfig(SavedConfig):
     d_scales: int = 2
     temporal_strides: int = 2
     temporal_frames: int = 3
-    # A segmenter folder (renderer.segmenter) for weights.segmentation. Train it apart from the one
-    # that scores segmentation consistency, or that figure stops being an independent check.
-    seg_teacher: str | None = None
+    # Segmenter folder(s) (renderer.segmenter) for weights.segmentation: one, or a list whose losses
+    # are averaged (an ensemble, so that the generator cannot paint for one network's quirks). Train
+    # them apart from the one that scores segmentation consistency, or that figure stops being an
+    # independent check.
+    seg_teacher: str | list[str] | None = None
 
     # Engineering
     out_dir: str = "runs/train"
@@ -206,11 +208,21 @@ class TrainConfig(SavedConfig):
         check_weights(self.weights)
         need(self, (self.weights.segmentation > 0) == (self.seg_teacher is not None), "seg_teacher",
              "a segmenter folder exactly when weights.segmentation > 0 (the teacher of that term)")
+        need(self, self.seg_teacher is None or (len(self.seg_teachers) > 0 and all(
+            isinstance(t, str) and t for t in self.seg_teachers)), "seg_teacher",
+             "a segmenter folder or a non-empty list of them")
         w = self.weights
         if not w.gan + w.feature_matching + w.l1 + (w.vgg if self.use_vgg else 0.0) > 0:
             raise ConfigError("config fields 'weights.gan', 'weights.feature_matching', 'weights.l1' and "
                               "'weights.vgg' are all 0: give at least one image term a weight > 0")
         return self
+
+    @property
+    def seg_teachers(self) -> list[str]:
+        """The teacher segmenter folders of weights.segmentation, as a list (empty without the term)."""
+        if self.seg_teacher is None:
+            return []
+        return list(self.seg_teacher) if isinstance(self.seg_teacher, (list, tuple)) else [self.seg_teacher]
 
     @property
     def uses_image_discriminator(self) -> bool:

@@ -44,7 +44,8 @@ from renderer.checkpoint import is_our_checkpoint, read_config
 from renderer.engines.hardware import precision_support
 from renderer.model.style import region_ids
 from renderer.segmenter.checkpoint import BUNDLED_DIR, load_segmenter, segmenter_folder
-from renderer.segmenter.loss import segmentation_loss
+from renderer.segmenter.loss import ensemble_segmentation_loss
+from renderer.segmenter.model import Segmenter
 from renderer.styles import STYLES_ADDED_TO
 from renderer.training.generator import GeneratorOutput, TrainableGenerator
 from renderer.training.losses import (
@@ -223,16 +224,18 @@ class Trainer:
         self.vgg = build_vgg_loss(config.vgg_weights, config.use_vgg and config.weights.vgg > 0)
         if self.vgg is not None:
             self.vgg.to(self.device)
-        self.seg_teacher, self.frame_width = None, 0
-        if config.seg_teacher is not None:
+        self.seg_teachers: list[Segmenter] = []
+        self.frame_width = 0
+        for folder in config.seg_teachers:
             try:
-                teacher = load_segmenter(config.seg_teacher, self.device)
+                teacher = load_segmenter(folder, self.device)
             except ValueError as err:  # CheckpointError included
                 raise ValueError(f"seg_teacher: {err}") from None
-            if segmenter_folder(config.seg_teacher).resolve() == BUNDLED_DIR.resolve():
+            if segmenter_folder(folder).resolve() == BUNDLED_DIR.resolve():
                 log.warning("seg_teacher is the bundled segmenter, which also scores segmentation "
                             "consistency (evaluate, compare): that figure is no longer an independent check")
-            self.seg_teacher = teacher.requires_grad_(False)
+            self.seg_teachers.append(teacher.requires_grad_(False))
+        if self.seg_teachers:
             self.frame_width = self.dataset.frame_width()
 
         betas = (config.beta1, config.beta2)
@@ -471,9 +474,9 @@ class Trainer:
                         terms["G_L1"] = masked_l1(fake, real_t)
                     if weights.region_colour > 0:
                         terms["G_Region"] = region_colour_loss(fake, real_t, clip["regions"][:, t])
-                    if self.seg_teacher is not None:
-                        terms["G_Seg"] = segmentation_loss(self.seg_teacher, fake, clip["label_ids"][:, t],
-                                                           clip["frame_width"])
+                    if self.seg_teachers:
+                        terms["G_Seg"] = ensemble_segmentation_loss(self.seg_teachers, fake, clip["label_ids"][:, t],
+                                                                    clip["frame_width"])
                     if out.flow is not None:
                         terms["F_Flow"] = flow_loss(out.flow, ref_flow, conf) / (2 ** (stage.active_scales - 1))
                         terms["F_Warp"] = flow_warp_loss(out.flow, real_prev, real_t, conf)
@@ -576,8 +579,9 @@ class Trainer:
                 terms["G_L1"] = masked_l1(fake, real)
             if self.config.weights.region_colour > 0:
                 terms["G_Region"] = region_colour_loss(fake, real, regions)
-            if self.seg_teacher is not None:
-                terms["G_Seg"] = segmentation_loss(self.seg_teacher, fake, clip["label_ids"][:, t], clip["frame_width"])
+            if self.seg_teachers:
+                terms["G_Seg"] = ensemble_segmentation_loss(self.seg_teachers, fake, clip["label_ids"][:, t],
+                                                            clip["frame_width"])
             total = self._weighted_total(terms)
         self._backward_step(total, self.opt_g)
         d_loss = self._d_step(labels_t, real, [fake]) if self.uses_image_d else None

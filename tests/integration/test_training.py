@@ -155,8 +155,14 @@ def test_a_teacher_segmenter_term_teaches_the_generator_the_layout(two_colour_da
         _config(two_colour_dataset, tiny_model, tmp_path / "bad", **values)
     with pytest.raises(ConfigError, match="seg_teacher"):
         _config(two_colour_dataset, tiny_model, tmp_path / "bad", seg_teacher=str(two_colour_segmenter))
+    with pytest.raises(ConfigError, match="seg_teacher.*non-empty list"):
+        _config(two_colour_dataset, tiny_model, tmp_path / "bad", seg_teacher=[], **values)
     with pytest.raises(ValueError, match="seg_teacher: .*not a segmenter folder"):
         Trainer(_config(two_colour_dataset, tiny_model, tmp_path / "bad", seg_teacher=str(tmp_path), **values))
+    # In an ensemble, each teacher is checked.
+    with pytest.raises(ValueError, match="seg_teacher: .*not a segmenter folder"):
+        Trainer(_config(two_colour_dataset, tiny_model, tmp_path / "bad",
+                        seg_teacher=[str(two_colour_segmenter), str(tmp_path)], **values))
 
     config = _config(two_colour_dataset, tiny_model, tmp_path / "sem", seg_teacher=str(two_colour_segmenter), **values)
     trainer = Trainer(config)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -32,8 +33,9 @@ def test_train_cli_trains_and_rejects_bad_sizes(tmp_path, two_colour_segmenter) 
     out = tmp_path / "run"
     common = ["train", "--data", str(data), "--out", str(out), "--model", str(model), "--size", "64x32",
               "--clip-length", "3", "--max-clip-length", "3", "--device", "cpu", "--l1", "10"]
+    second_teacher = shutil.copytree(two_colour_segmenter, tmp_path / "teacher2")
     first = _run(*common, "--steps", "1", "--no-amp", "--region-colour", "5", "--segmentation", "2",
-                 "--seg-teacher", str(two_colour_segmenter))
+                 "--seg-teacher", str(two_colour_segmenter), "--seg-teacher", str(second_teacher))
     assert first.returncode == 0, first.stderr
     assert "trained steps 0..1" in first.stdout
     assert (out / "generator" / "model.safetensors").is_file()
@@ -43,7 +45,7 @@ def test_train_cli_trains_and_rejects_bad_sizes(tmp_path, two_colour_segmenter) 
     assert saved["weights"]["region_colour"] == 5.0
     logged = json.loads((out / "train_log.jsonl").read_text().splitlines()[-1])
     assert logged["G_Region"] > 0 and logged["S_G_Region"] > 0
-    assert saved["weights"]["segmentation"] == 2.0 and saved["seg_teacher"] == str(two_colour_segmenter)
+    assert saved["weights"]["segmentation"] == 2.0 and saved["seg_teacher"] == [str(two_colour_segmenter), str(second_teacher)]
     assert logged["G_Seg"] > 0 and logged["S_G_Seg"] > 0
 
     bad = _run("train", "--data", str(data), "--out", str(tmp_path / "bad"), "--size", "60x30")
