@@ -26,19 +26,7 @@ def segmentation_loss(segmenter: Segmenter, fake: torch.Tensor, label_ids: torch
     labels outside the 19 train classes are ignored. The crop is scaled by input_width / frame_width
     first, so the segmenter sees objects at the size it was trained on; gradients flow to `fake`.
     """
-    scale = segmenter.config.input_width / frame_width
-    rgb = (fake.float().clamp(-1, 1) + 1) / 2
-    height, width = rgb.shape[-2:]
-    if abs(scale - 1.0) > 1e-6:
-        size = (max(16, round(height * scale)), max(16, round(width * scale)))
-        rgb = F.interpolate(rgb, size=size, mode="bilinear", align_corners=False)
-    logits = segmenter(rgb)
-    if logits.shape[-2:] != (height, width):
-        logits = F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)
-    target = train_ids_of(label_ids)
-    if bool((target == IGNORE).all()):
-        return logits.sum() * 0.0  # nothing to score, but keep the graph for one backward per step
-    return F.cross_entropy(logits, target, ignore_index=IGNORE)
+    return ensemble_segmentation_loss([segmenter], fake, label_ids, frame_width)
 
 
 def ensemble_segmentation_loss(segmenters: Sequence[Segmenter], fake: torch.Tensor, label_ids: torch.Tensor,
@@ -46,7 +34,26 @@ def ensemble_segmentation_loss(segmenters: Sequence[Segmenter], fake: torch.Tens
     """The mean of `segmentation_loss` over several frozen segmenters (shapes as there): a scalar.
 
     A pattern that only one network reads as a class earns a fraction of the reward, so the
-    generator is pushed towards what segmenters in general read.
+    generator is pushed towards what segmenters in general read. The targets, and the crop at
+    each input width, are made once for all of them.
     """
-    losses = [segmentation_loss(s, fake, label_ids, frame_width) for s in segmenters]
+    rgb = (fake.float().clamp(-1, 1) + 1) / 2
+    height, width = rgb.shape[-2:]
+    target = train_ids_of(label_ids)
+    nothing_scored = bool((target == IGNORE).all())
+    scaled: dict[int, torch.Tensor] = {}
+    losses = []
+    for segmenter in segmenters:
+        input_width = segmenter.config.input_width
+        if input_width not in scaled:
+            scale = input_width / frame_width
+            scaled[input_width] = rgb if abs(scale - 1.0) <= 1e-6 else F.interpolate(
+                rgb, size=(max(16, round(height * scale)), max(16, round(width * scale))),
+                mode="bilinear", align_corners=False)
+        logits = segmenter(scaled[input_width])
+        if logits.shape[-2:] != (height, width):
+            logits = F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)
+        # With nothing to score, keep the graph anyway: one backward per step.
+        losses.append(logits.sum() * 0.0 if nothing_scored else
+                      F.cross_entropy(logits, target, ignore_index=IGNORE))
     return torch.stack(losses).mean()
